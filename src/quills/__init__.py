@@ -14,11 +14,34 @@ from quills.errors import (
     RejectedError,
     StreamError,
 )
+from quills.resilience import (
+    AsyncCommand,
+    BreakerOptions,
+    CircuitState,
+    Command,
+    CommandOptions,
+    CommandSnapshot,
+    Registry,
+    ThreadPoolOptions,
+    command,
+)
+from quills.resilience.decorator import default_registry as registry
 
 __version__ = "0.1.0"
 
 __all__ = (
     "__version__",
+    # commands
+    "command",
+    "Command",
+    "AsyncCommand",
+    "CommandOptions",
+    "BreakerOptions",
+    "ThreadPoolOptions",
+    "CircuitState",
+    "CommandSnapshot",
+    "Registry",
+    "registry",
     # errors
     "QuillsError",
     "RejectedError",

@@ -1,0 +1,222 @@
+"""Rolling counters, concurrency and latency histograms of one command (Hystrix semantics).
+
+Counters live in buckets of ``health_interval`` seconds (500 ms by default); ``window / health_interval``
+closed buckets make the rolling window (10 s by default) and the health counts that drive the breaker.
+Latency histograms live in ``percentile_buckets`` buckets over ``percentile_window`` (6 x 10 s by default).
+
+Recording is done by the command front doors straight into the current bucket (a list index increment,
+exact under CPython's GIL); everything that moves buckets happens in :meth:`RollingMetrics.rotate`, which
+callers invoke only when a clock reading passes ``bucket_end``, so the per-call cost does not depend on the
+window sizes or on how long nothing happened.
+"""
+
+from __future__ import annotations
+
+import threading
+from array import array
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from quills.metrics import histogram
+from quills.metrics.events import BUCKET_SLOTS, MAX_CONCURRENT_SLOT, EventType
+
+__all__ = ("RollingMetrics", "HealthCounts", "LatencyWindow")
+
+_NS = 1_000_000_000
+_ZEROS = array("I", bytes(4 * histogram.SIZE))
+_S, _F, _T = EventType.SUCCESS, EventType.FAILURE, EventType.TIMEOUT
+_TPR, _SR, _SLOW = EventType.THREAD_POOL_REJECTED, EventType.SEMAPHORE_REJECTED, EventType.SLOW
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCounts:
+    """Requests and errors in the health window (Hystrix ``HealthCounts``), plus slow calls."""
+
+    total: int
+    errors: int
+    slow: int
+
+    @property
+    def error_percentage(self) -> int:
+        """``errors / total * 100`` truncated to an int, 0 when there were no requests (as Hystrix)."""
+        return self.errors * 100 // self.total if self.total else 0
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyWindow:
+    """Dense histograms (µs, see :mod:`quills.metrics.histogram`) over the percentile window."""
+
+    execute: list[int]
+    total: list[int]
+
+
+def _health_of(bucket: list[int]) -> tuple[int, int, int]:
+    total = bucket[_S] + bucket[_F] + bucket[_T] + bucket[_TPR] + bucket[_SR]
+    return total, total - bucket[_S], bucket[_SLOW]
+
+
+class RollingMetrics:
+    """The rolling state of one command. Not a public recording API: commands write into it directly.
+
+    Args:
+        now_ns: the clock reading function (monotonic ns).
+        window: rolling statistics window, seconds (default 10.0, Hystrix ``metrics.rollingStats``).
+        health_interval: bucket width and health snapshot period, seconds (default 0.5); ``window`` must be
+            a whole multiple of it.
+        percentile_window: latency window, seconds (default 60.0).
+        percentile_buckets: buckets in the latency window (default 6).
+        on_health: called with the new :class:`HealthCounts` each time a bucket closes (the breaker).
+    """
+
+    __slots__ = (
+        "_bucket_ns",
+        "_current_offset",
+        "_health_errors",
+        "_health_slow",
+        "_health_total",
+        "_hist_end",
+        "_hist_ns",
+        "_hist_ring",
+        "_lock",
+        "_now_ns",
+        "_ring",
+        "_uncounted",
+        "bucket_end",
+        "current",
+        "hist_both",
+        "hist_execute",
+        "hist_total",
+        "on_health",
+    )
+
+    def __init__(
+        self,
+        now_ns: Callable[[], int],
+        *,
+        window: float = 10.0,
+        health_interval: float = 0.5,
+        percentile_window: float = 60.0,
+        percentile_buckets: int = 6,
+        on_health: Callable[[HealthCounts], None] | None = None,
+    ) -> None:
+        self._now_ns = now_ns
+        self._lock = threading.Lock()
+        self._bucket_ns = int(health_interval * _NS)
+        n_buckets = round(window / health_interval)
+        self._ring: deque[list[int]] = deque(maxlen=n_buckets)
+        self._health_total = self._health_errors = self._health_slow = 0
+        # after reset_health: how many of the oldest ring buckets are outside the health window, and how
+        # much of the current bucket was recorded before the reset
+        self._uncounted = 0
+        self._current_offset = (0, 0, 0)
+        self._hist_ns = int(percentile_window / percentile_buckets * _NS)
+        self._hist_ring: deque[tuple[dict[int, int], dict[int, int], dict[int, int]]] = deque(
+            maxlen=percentile_buckets - 1
+        )
+        self.on_health = on_health
+        now = now_ns()
+        #: counters of the bucket being filled, indexed by EventType (plus the max-concurrency slot)
+        self.current = [0] * BUCKET_SLOTS
+        #: clock reading at which ``current`` closes; callers call :meth:`rotate` once they pass it
+        self.bucket_end = now + self._bucket_ns
+        self._hist_end = now + self._hist_ns
+        #: latencies of calls whose execute and total time are the same (recorded once for both)
+        self.hist_both = array("I", _ZEROS)
+        self.hist_execute = array("I", _ZEROS)
+        self.hist_total = array("I", _ZEROS)
+
+    def rotate(self, now: int) -> None:
+        """Close every bucket that ended before ``now``; thread-safe, cheap when nothing is due."""
+        with self._lock:
+            if now < self.bucket_end:
+                return
+            health_changed = False
+            ring = self._ring
+            # at most one full ring of empty buckets matters, however long nothing happened
+            elapsed = min((now - self.bucket_end) // self._bucket_ns + 1, (ring.maxlen or 1) + 1)
+            for step in range(elapsed):
+                closing = self.current if step == 0 else [0] * BUCKET_SLOTS
+                if len(ring) == ring.maxlen:
+                    if self._uncounted:
+                        self._uncounted -= 1
+                    else:
+                        t, e, s = _health_of(ring[0])
+                        self._health_total -= t
+                        self._health_errors -= e
+                        self._health_slow -= s
+                ring.append(closing)
+                t, e, s = _health_of(closing)
+                if step == 0:
+                    ot, oe, os_ = self._current_offset
+                    t, e, s = t - ot, e - oe, s - os_
+                    self._current_offset = (0, 0, 0)
+                self._health_total += t
+                self._health_errors += e
+                self._health_slow += s
+                health_changed = True
+            self.current = [0] * BUCKET_SLOTS
+            self.bucket_end += ((now - self.bucket_end) // self._bucket_ns + 1) * self._bucket_ns
+            if now >= self._hist_end:
+                self._rotate_histograms(now)
+        if health_changed and self.on_health is not None:
+            self.on_health(self.health())
+
+    def _rotate_histograms(self, now: int) -> None:
+        periods = (now - self._hist_end) // self._hist_ns + 1
+        closed = (
+            histogram.sparse(self.hist_both),
+            histogram.sparse(self.hist_execute),
+            histogram.sparse(self.hist_total),
+        )
+        self._hist_ring.append(closed)
+        for _ in range(min(periods - 1, self._hist_ring.maxlen or 0)):
+            self._hist_ring.append(({}, {}, {}))
+        for dense in (self.hist_both, self.hist_execute, self.hist_total):
+            dense[:] = _ZEROS
+        self._hist_end += periods * self._hist_ns
+
+    def health(self) -> HealthCounts:
+        """Health counts over the closed buckets of the window (what the breaker trips on)."""
+        return HealthCounts(self._health_total, self._health_errors, self._health_slow)
+
+    def reset_health(self) -> None:
+        """Restart the health window (Hystrix does this when a circuit closes after a good trial).
+
+        The rolling counters shown on dashboards keep their values; only the breaker's view starts over.
+        """
+        with self._lock:
+            self._uncounted = len(self._ring)
+            self._current_offset = _health_of(self.current)
+            self._health_total = self._health_errors = self._health_slow = 0
+
+    def counts(self) -> list[int]:
+        """Sum of every counter over the rolling window, current bucket included."""
+        self.rotate(self._now_ns())
+        with self._lock:
+            totals = list(self.current)
+            for bucket in self._ring:
+                for slot, value in enumerate(bucket):
+                    if value:
+                        totals[slot] += value
+            totals[MAX_CONCURRENT_SLOT] = max(
+                [self.current[MAX_CONCURRENT_SLOT], *(b[MAX_CONCURRENT_SLOT] for b in self._ring)]
+            )
+        return totals
+
+    def latency(self) -> LatencyWindow:
+        """Execute and total latency histograms over the percentile window."""
+        self.rotate(self._now_ns())
+        with self._lock:
+            both = list(self.hist_both)
+            execute = list(self.hist_execute)
+            total = list(self.hist_total)
+            for closed_both, closed_execute, closed_total in self._hist_ring:
+                histogram.add_sparse(both, closed_both)
+                histogram.add_sparse(execute, closed_execute)
+                histogram.add_sparse(total, closed_total)
+        for index, count in enumerate(both):
+            if count:
+                execute[index] += count
+                total[index] += count
+        return LatencyWindow(execute, total)
