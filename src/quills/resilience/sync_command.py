@@ -79,9 +79,7 @@ class Command(Generic[P, R]):
     def __init__(self, core: CommandCore[P, R], pool: ThreadPool | None) -> None:
         self.core = core
         self.pool = pool
-        self.execute: Callable[P, R] = (
-            self._build_semaphore_call() if pool is None else self._call_thread
-        )
+        self.execute: Callable[P, R] = self._build_semaphore_call() if pool is None else self._call_thread
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.execute(*args, **kwargs)
