@@ -39,6 +39,8 @@ def _hammer(call: Callable[[], object], callers: int, seconds: float) -> list[tu
                 value = exc
             with lock:
                 results.append((time.perf_counter() - started, value))
+            # real callers do some work between calls; a tight loop of 20 threads only measures the GIL
+            time.sleep(0.001)
 
     threads = [threading.Thread(target=loop) for _ in range(callers)]
     for thread in threads:
@@ -62,6 +64,7 @@ def test_hung_dependency_is_contained_and_others_keep_their_latency(registry: Re
         group="recommendations",
         timeout=0.1,
         fallback=lambda: "default",
+        fallback_max_concurrent=32,  # more than the callers: this test is about the primary's bulkhead
         breaker=FAST_BREAKER,
         health_interval=0.1,
         metrics_window=2.0,
@@ -82,8 +85,10 @@ def test_hung_dependency_is_contained_and_others_keep_their_latency(registry: Re
     finally:
         hang.set()
 
-    assert all(value == "default" for _, value in hung_results)
-    assert max(latency for latency, _ in hung_results) < 0.1 + 0.25
+    assert [value for _, value in hung_results if value != "default"] == []
+    hung_latencies = [latency for latency, _ in hung_results]
+    assert _p99(hung_latencies) < 0.1 + 0.05  # within the timeout (plus scheduling)
+    assert max(hung_latencies) < 1.0  # and never stuck behind the hung dependency
     snapshot = registry.get("recommendations").core.snapshot()
     assert snapshot.breaker.is_open
     assert snapshot.counts[EventType.SHORT_CIRCUITED] > 0

@@ -205,6 +205,14 @@ class CircuitBreaker:
         self._notify(CircuitState.OPEN, CircuitState.HALF_OPEN, "sleep window passed", 0.0)
         return Permit.TRIAL
 
+    def denies(self, now: int) -> bool:
+        """True if a call at ``now`` would certainly be short-circuited (a lock-free early answer; False
+        means: ask :meth:`acquire`)."""
+        state = self._state
+        return state is CircuitState.FORCED_OPEN or (
+            state is CircuitState.OPEN and now < self._opened_at + self._open_ns
+        )
+
     def retry_after(self, now: int) -> float:
         """Seconds until a trial may run (0.0 when one may run now or is running)."""
         if self._state is CircuitState.OPEN:

@@ -106,7 +106,8 @@ class CommandCore(Generic[P, R]):
         self.publisher = publisher
         # bulkhead counters: executions started and finished (itertools.count is atomic under the GIL)
         self.acquired = itertools.count()
-        self.release_counter = itertools.count()
+        # counts from 1 so that ``released = next(release_counter)`` is the number given back so far
+        self.release_counter = itertools.count(1)
         self.released = 0
         self.fallback_acquired = itertools.count()
         self.fallback_release_counter = itertools.count()
@@ -117,7 +118,7 @@ class CommandCore(Generic[P, R]):
         self.options = options
         self.metrics = self._new_metrics(options)
         self.limit = self.fallback_limit = 0
-        self.timeout_ns = self.slow_ns = _FOREVER
+        self.timeout_ns = self.slow_ns = self.attention_ns = _FOREVER
         self._apply(options)
 
     # -- options -------------------------------------------------------------------------------------
@@ -137,6 +138,8 @@ class CommandCore(Generic[P, R]):
         self.timeout_ns = _FOREVER if options.timeout is None else int(options.timeout * 1e9)
         slow = options.breaker.slow_call_duration
         self.slow_ns = _FOREVER if slow is None else int(slow * 1e9)
+        # one comparison on the hot path: a call this long is either late or slow and takes the slow path
+        self.attention_ns = min(self.timeout_ns + 1, self.slow_ns)
         self.bad_request: tuple[type[BaseException], ...] = (BadRequest, *options.bad_request)
         self.ignore = options.ignore
 
@@ -153,7 +156,12 @@ class CommandCore(Generic[P, R]):
         new = replace(self.options, **changes)
         windows = ("metrics_window", "health_interval", "percentile_window", "percentile_buckets")
         if any(getattr(new, key) != getattr(self.options, key) for key in windows):
-            self.metrics = self._new_metrics(new)
+            self.metrics.reconfigure(
+                window=new.metrics_window,
+                health_interval=new.health_interval,
+                percentile_window=new.percentile_window,
+                percentile_buckets=new.percentile_buckets,
+            )
         self.breaker.configure(new.breaker)
         self._apply(new)
         self.options = new
@@ -186,7 +194,7 @@ class CommandCore(Generic[P, R]):
 
     def release(self) -> None:
         """Give back an execution slot."""
-        self.released = next(self.release_counter) + 1
+        self.released = next(self.release_counter)
 
     def classify(self, exc: BaseException) -> int:
         """How an exception raised by the user's function counts."""
@@ -265,13 +273,8 @@ class CommandCore(Generic[P, R]):
         """The error a rejection raises (when there is no fallback) or chains to the fallback's error."""
         label = f"command {self.group}.{self.name}"
         if event is EventType.SHORT_CIRCUITED:
-            retry_after = self.breaker.retry_after(now)
             error: RejectedError = CircuitOpenError(
-                f"{label}: circuit is {self.breaker.state.value}; short-circuited (retry after "
-                f"{retry_after:.3f}s)",
-                group=self.group,
-                command=self.name,
-                retry_after=retry_after,
+                "", group=self.group, command=self.name, retry_after=self.breaker.retry_after(now)
             )
         elif event is EventType.TIMEOUT:
             timeout = self.options.timeout or 0.0
@@ -284,6 +287,25 @@ class CommandCore(Generic[P, R]):
                 f"{label}: {kind} is full; rejected", group=self.group, command=self.name
             )
         return error
+
+    def short_circuited(self, now: int) -> CircuitOpenError:
+        """Count a short-circuit with no fallback in one go and return the error to raise (hot-ish path:
+        while a circuit is open this is every call)."""
+        metrics = self.metrics
+        if now >= metrics.bucket_end:
+            metrics.rotate(now)
+        bucket = metrics.current
+        bucket[EventType.SHORT_CIRCUITED] += 1
+        bucket[EventType.FALLBACK_MISSING] += 1
+        bucket[EventType.EXCEPTION_THROWN] += 1
+        metrics.hist_total[0] += 1
+        if self.publisher.has_listeners:
+            self.publisher.publish(
+                CallRejected(self.group, self.name, self.clock.wall_ms(), EventType.SHORT_CIRCUITED)
+            )
+        return CircuitOpenError(
+            "", group=self.group, command=self.name, retry_after=self.breaker.retry_after(now)
+        )
 
     # -- fallback bookkeeping (the call itself is made by the front door: sync or awaited) ----------
     def fallback_missing(self, cause: BaseException, start: int) -> NoReturn:
