@@ -41,6 +41,9 @@ class QuillsError(Exception):
 class RejectedError(QuillsError):
     """A command did not run the call, or gave up on it; ``group``/``command`` name which one."""
 
+    # slots keep creating a rejection cheap: while a circuit is open, every call makes one
+    __slots__ = ("command", "group")
+
     def __init__(self, message: str, *, group: str = "", command: str = "") -> None:
         super().__init__(message)
         self.group = group
@@ -54,6 +57,8 @@ class CircuitOpenError(RejectedError):
     trial is due or running now). With no ``message`` one is written from the other fields when shown
     (so that raising it stays cheap while a circuit is open and every call is rejected).
     """
+
+    __slots__ = ("retry_after",)
 
     def __init__(
         self, message: str = "", *, group: str = "", command: str = "", retry_after: float = 0.0
@@ -75,9 +80,13 @@ class CircuitOpenError(RejectedError):
 class BulkheadFullError(RejectedError):
     """The command's bulkhead (thread pool, semaphore or asyncio limit) has no free slot."""
 
+    __slots__ = ()
+
 
 class CommandTimeoutError(RejectedError):
     """The call ran longer than ``timeout`` seconds."""
+
+    __slots__ = ("timeout",)
 
     def __init__(self, message: str, *, group: str = "", command: str = "", timeout: float = 0.0) -> None:
         super().__init__(message, group=group, command=command)

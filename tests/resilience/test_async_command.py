@@ -135,7 +135,7 @@ def test_fake_clock_drives_async_deadlines(registry: Registry, clock: FakeClock)
 
     async def main() -> None:
         task = asyncio.create_task(waits())
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.12)  # more than a tick: the deadline thread has seen the call
         assert not task.done()
         clock.advance(1.0)
         with pytest.raises(quills.CommandTimeoutError):

@@ -27,6 +27,7 @@ _NS = 1_000_000_000
 _ZEROS = array("I", bytes(4 * histogram.SIZE))
 _S, _F, _T = EventType.SUCCESS, EventType.FAILURE, EventType.TIMEOUT
 _TPR, _SR, _SLOW = EventType.THREAD_POOL_REJECTED, EventType.SEMAPHORE_REJECTED, EventType.SLOW
+_EXECUTED = (_S, _F, _T, EventType.BAD_REQUEST, EventType.CANCELLED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +217,9 @@ class RollingMetrics:
             totals[MAX_CONCURRENT_SLOT] = max(
                 [self.current[MAX_CONCURRENT_SLOT], *(b[MAX_CONCURRENT_SLOT] for b in self._ring)]
             )
+        # fast paths record the maximum only when calls overlapped; any execution means at least 1
+        if totals[MAX_CONCURRENT_SLOT] == 0 and any(totals[event] for event in _EXECUTED):
+            totals[MAX_CONCURRENT_SLOT] = 1
         return totals
 
     def latency(self) -> LatencyWindow:

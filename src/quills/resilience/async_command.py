@@ -38,8 +38,7 @@ class AsyncCommand(Generic[P, R]):
 
     def __init__(self, core: CommandCore[P, Awaitable[R]]) -> None:
         self.core = core
-        tick = min(0.05, max(0.001, core.timeout_ns / 20e9))
-        self.deadlines = Deadlines(f"{core.group}.{core.name}", core.now_ns, tick)
+        self.deadlines = Deadlines(f"{core.group}.{core.name}", core.now_ns, lambda: core.timeout_ns)
         self._fallback_is_async = core.fallback is not None and inspect.iscoroutinefunction(core.fallback)
         self.execute: Callable[P, Awaitable[R]] = self._build_call()
 
@@ -67,7 +66,7 @@ class AsyncCommand(Generic[P, R]):
             # the common case inlined, as in the sync door
             if not breaker.allows_all:
                 now = now_ns()
-                if core.fallback is None and breaker.denies(now):
+                if now < breaker.open_until_ns and core.fallback is None:
                     raise core.short_circuited(now)
                 return await self._call_slow(args, kwargs, now)
             taken = next_acquired()
@@ -76,9 +75,9 @@ class AsyncCommand(Generic[P, R]):
                 core.released = next_released()
                 return await self._call_slow(args, kwargs, now_ns(), rejected=True)
             start = now_ns()
-            timeout_ns = core.timeout_ns
-            if timeout_ns < forever:
-                entries[taken] = (start + timeout_ns, _getframe())
+            timed = core.timeout_ns < forever
+            if timed:
+                entries[taken] = _getframe()
             try:
                 value = await fn(*args, **kwargs)
             except BaseException as exc:
@@ -87,7 +86,7 @@ class AsyncCommand(Generic[P, R]):
                 return await self._after_error(exc, args, kwargs, Permit.NORMAL, start, start, end, taken)
             end = now_ns()
             core.released = next_released()
-            if timeout_ns < forever and entries.pop(taken, None) is None:
+            if timed and entries.pop(taken, None) is None:
                 return await self._timed_out(args, kwargs, Permit.NORMAL, start, end, taken)
             duration = end - start
             if duration >= core.attention_ns:
@@ -98,9 +97,10 @@ class AsyncCommand(Generic[P, R]):
                 metrics.rotate(end)
             bucket = metrics.current
             bucket[1] += 1  # EventType.SUCCESS
-            active = taken - released + 1
-            if active > bucket[20]:  # MAX_CONCURRENT_SLOT
-                bucket[20] = active
+            if taken != released:  # others ran alongside (a lone call's 1 is implied by any execution)
+                active = taken - released + 1
+                if active > bucket[20]:  # MAX_CONCURRENT_SLOT
+                    bucket[20] = active
             ticks = duration >> 10  # histogram.index_of, inlined
             if ticks < 128:
                 hist_both[ticks] += 1
@@ -134,7 +134,7 @@ class AsyncCommand(Generic[P, R]):
         exec_start = core.now_ns()
         timed = core.timeout_ns < _FOREVER
         if timed:
-            self.deadlines.entries[taken] = (exec_start + core.timeout_ns, _getframe())
+            self.deadlines.entries[taken] = _getframe()
         try:
             value = await core.fn(*args, **kwargs)
         except BaseException as exc:

@@ -1,8 +1,10 @@
 """Deadlines of async commands, enforced by one daemon thread for the whole process.
 
-A call registers ``(deadline, frame)`` under its slot number: a dict insert, with no need to look up the
-running loop or task (those lookups cost more than the rest of a call). Every ``tick`` the thread looks for
-calls past their deadline; for each, it finds the task whose coroutine chain holds that frame and asks the
+A call registers only its frame under its slot number: one dict insert, with no clock arithmetic and no
+look-up of the running loop or task (those cost more than the rest of a call). Every ``tick`` the thread
+stamps the calls it sees for the first time and expires those seen at least ``timeout`` ago, so a timeout
+fires between ``timeout`` and ``timeout + 2 * tick`` after the call started (tick = timeout / 20: at most
+10 % late). For each expired call it finds the task whose coroutine chain holds that frame and asks the
 task's own loop (``call_soon_threadsafe``) to cancel it. The loop thread re-checks that the call is still
 running before cancelling, so a call that just finished is never cancelled.
 """
@@ -29,20 +31,27 @@ class Deadlines:
 
     Args:
         name: shown in the cancellation message.
-        now_ns: the command's clock, so a fake clock moves deadlines too.
-        tick: how often the thread checks, seconds (the command passes a twentieth of its timeout,
-            between 1 ms and 50 ms).
+        now_ns: the command's clock, so a fake clock moves deadlines too (a call's time starts when the
+            thread first sees it, so advance a fake clock only after a tick has passed).
+        timeout_ns: reads the command's current timeout (it can change at runtime).
     """
 
-    __slots__ = ("__weakref__", "entries", "expired", "name", "now_ns", "tick")
+    __slots__ = ("__weakref__", "_seen", "entries", "expired", "name", "now_ns", "timeout_ns")
 
-    def __init__(self, name: str, now_ns: Callable[[], int], tick: float) -> None:
+    def __init__(self, name: str, now_ns: Callable[[], int], timeout_ns: Callable[[], int]) -> None:
         self.name = name
         self.now_ns = now_ns
-        self.tick = tick
-        self.entries: dict[int, tuple[int, FrameType]] = {}
+        self.timeout_ns = timeout_ns
+        #: calls in flight: slot number -> the frame of the command's wrapper coroutine
+        self.entries: dict[int, FrameType] = {}
         self.expired: set[int] = set()
+        self._seen: dict[int, int] = {}
         _watch(self)
+
+    @property
+    def tick(self) -> float:
+        """How often the thread checks: a twentieth of the timeout, between 1 ms and 50 ms."""
+        return min(0.05, max(0.001, self.timeout_ns() / 20e9))
 
     def expire(self, key: int, task: asyncio.Task[Any]) -> None:
         """Runs in the task's loop: cancel the call unless it already finished."""
@@ -51,8 +60,19 @@ class Deadlines:
             task.cancel(f"quills: command {self.name} timed out")
 
     def overdue(self) -> list[tuple[int, FrameType]]:
+        """Calls seen at least a timeout ago (runs in the deadline thread)."""
         now = self.now_ns()
-        return [(key, frame) for key, (deadline, frame) in list(self.entries.items()) if now >= deadline]
+        timeout = self.timeout_ns()
+        seen = self._seen
+        current = dict(self.entries)  # one C-level copy, safe against the loop thread's inserts
+        for key in [key for key in seen if key not in current]:
+            del seen[key]
+        due = []
+        for key, frame in current.items():
+            first = seen.setdefault(key, now)
+            if now - first >= timeout:
+                due.append((key, frame))
+        return due
 
 
 def _watch(deadlines: Deadlines) -> None:

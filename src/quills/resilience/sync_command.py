@@ -104,7 +104,7 @@ class Command(Generic[P, R]):
             # the generic path or to the core, which count it the same way (tests compare the two).
             if not breaker.allows_all:
                 now = now_ns()
-                if core.fallback is None and breaker.denies(now):
+                if now < breaker.open_until_ns and core.fallback is None:
                     raise core.short_circuited(now)
                 return slow_call(args, kwargs, now)
             taken = next_acquired()
@@ -128,9 +128,10 @@ class Command(Generic[P, R]):
                 metrics.rotate(end)
             bucket = metrics.current
             bucket[1] += 1  # EventType.SUCCESS
-            active = taken - released + 1
-            if active > bucket[20]:  # MAX_CONCURRENT_SLOT
-                bucket[20] = active
+            if taken != released:  # others ran alongside (a lone call's 1 is implied by any execution)
+                active = taken - released + 1
+                if active > bucket[20]:  # MAX_CONCURRENT_SLOT
+                    bucket[20] = active
             # histogram.index_of, inlined
             ticks = duration >> 10
             if ticks < 128:
