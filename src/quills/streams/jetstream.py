@@ -17,6 +17,7 @@ sent to NATS.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import secrets
 from collections.abc import Sequence
@@ -347,6 +348,14 @@ class NatsSource:
         return self._pending
 
     async def close(self) -> None:
-        if self._sub is not None:
-            await self._sub.unsubscribe()
-            self._sub = None
+        if self._sub is None:
+            return
+        # Let the request kept ahead of the handler end (it expires after max_wait), then hand what it
+        # brought back at once, so the group's next reader gets it now and in order, not after ack_wait.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._done.wait(), self.options.max_wait + 1.0)
+        replies, self._replies, self._data = self._replies, [], []
+        with contextlib.suppress(NatsError, OSError, TimeoutError):
+            await self._reply_all(replies, b"-NAK")
+        await self._sub.unsubscribe()
+        self._sub = None
