@@ -146,7 +146,12 @@ class BatchConsumer(Generic[T, R]):
             try:
                 while not self._stopping.is_set():
                     fetched = await source.fetch()
-                    if fetched is not None and not await self._process(source, fetched):
+                    if fetched is None:
+                        pass
+                    elif self._stopping.is_set():
+                        # Stopped while fetching: hand the batch back unhandled for the group's next reader.
+                        await source.reject(fetched)
+                    elif not await self._process(source, fetched):
                         break
                     self._lag = source.lag()
             finally:

@@ -24,6 +24,7 @@ from quills.errors import ConfigError, StreamError
 __all__ = ("EmbeddedNats", "nats_server_binary")
 
 _START_TIMEOUT = 15.0
+_STORE_TROUBLE = ("checksum", "corrupt", "metafile", "recover", "unable to", "could not", "error")
 
 
 def nats_server_binary() -> str:
@@ -140,10 +141,21 @@ class EmbeddedNats:
                 raise self._failure(f"nats-server exited with code {code} while starting")
             greeting = _probe(self.host, self.port)
             if greeting and greeting.startswith(b"INFO ") and self._log_says("Server is ready"):
-                bad = self._log_lines("error")
-                if any("corrupt" in line.lower() or "stream" in line.lower() for line in bad):
+                # nats-server starts even when it cannot restore a stream; it only logs it and the stream
+                # is gone. Refuse to run on such a store rather than silently serve it without its data.
+                damaged = [
+                    line
+                    for line in self._log_lines("[WRN]") + self._log_lines("[ERR]")
+                    if any(word in line.lower() for word in _STORE_TROUBLE)
+                ]
+                if damaged:
                     self.stop()
-                    raise self._failure("nats-server reported errors in its JetStream store")
+                    detail = "\n  ".join(damaged[-10:])
+                    raise StreamError(
+                        f"the JetStream store under {self.store_dir} is damaged; nats-server said:\n"
+                        f"  {detail}\nMove the damaged stream directory aside (or restore it from a backup) "
+                        "and start again."
+                    )
                 return
             time.sleep(0.02)
         self.stop()

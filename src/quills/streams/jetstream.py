@@ -77,15 +77,10 @@ class NatsBackbone(Backbone):
     async def connect(cls, url: str, *, owned: Any = None) -> NatsBackbone:
         """Connect to ``url``; raises ``StreamError`` if no NATS server answers there."""
         try:
-            nc = await nats.connect(
-                url,
-                connect_timeout=5,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25,
-                allow_reconnect=True,
-                error_cb=_ignore,
-                disconnected_cb=_ignore_none,
-            )
+            # nats-py retries a first connection as long as later reconnections (forever here), so an
+            # address with no server would hang; refuse fast when nothing listens, and bound the rest.
+            await _reachable(url)
+            nc = await asyncio.wait_for(_open(url), 15)
         except (OSError, NatsError, TimeoutError) as exc:
             raise StreamError(f"cannot connect to NATS at {url}: {exc!r}") from exc
         backbone = cls(nc, url, owned=owned)
@@ -207,6 +202,34 @@ class NatsBackbone(Backbone):
                 await self._nc.close()
         if self._owned is not None:
             await asyncio.to_thread(self._owned.stop)
+
+
+async def _open(url: str) -> Client:
+    return await nats.connect(
+        url,
+        connect_timeout=5,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.25,
+        allow_reconnect=True,
+        error_cb=_ignore,
+        disconnected_cb=_ignore_none,
+    )
+
+
+async def _reachable(url: str) -> None:
+    errors: list[str] = []
+    for server in url.split(","):
+        host, _, port = server.removeprefix("nats://").rpartition(":")
+        try:
+            _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 5)
+        except (OSError, TimeoutError) as exc:
+            errors.append(f"{server}: {exc!r}")
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
+    raise OSError("; ".join(errors))
 
 
 async def _ignore(_exc: Exception) -> None:
