@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -204,16 +203,49 @@ class NatsBackbone(Backbone):
             await asyncio.to_thread(self._owned.stop)
 
 
+class _Client(Client):
+    """A nats-py client that does not parse the headers of ordinary messages.
+
+    Messages published in atomic batches carry ``Nats-Batch-*`` headers, which the stream keeps and
+    delivers; nats-py parses every header line in Python (~13 us a message, more than everything else
+    the consumer does). quills reads no message headers, so only status lines (``NATS/1.0 408 ...``,
+    which end pull requests, and flow control) are parsed. This connection is private to the backbone.
+    """
+
+    async def _process_headers(self, headers: bytes) -> dict[str, str] | None:
+        if headers and headers[_HDR_LINE_LEN : _HDR_LINE_LEN + 1] != b" ":
+            return None
+        result: dict[str, str] | None = await super()._process_headers(headers)
+        return result
+
+    async def reply_all(self, replies: list[str], verb: bytes) -> None:
+        """Send ``verb`` (``+ACK``, ``-NAK``) to every reply subject as one write, then flush.
+
+        The same PUB commands ``publish()`` would send, built in one pass: publish() costs ~3 us of
+        Python a call, a tenth of a 10,000-message batch's budget.
+        """
+        if not replies:
+            return
+        tail = b" %d\r\n%s\r\n" % (len(verb), verb)
+        await self._send_command(b"".join([b"PUB " + r.encode() + tail for r in replies]))
+        await self.flush()
+
+
+_HDR_LINE_LEN = len(b"NATS/1.0")
+
+
 async def _open(url: str) -> Client:
-    return await nats.connect(
+    nc = _Client()
+    await nc.connect(
         url,
         connect_timeout=5,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.25,
+        reconnect_time_wait=1,
         allow_reconnect=True,
         error_cb=_ignore,
         disconnected_cb=_ignore_none,
     )
+    return nc
 
 
 async def _reachable(url: str) -> None:
@@ -362,10 +394,13 @@ class NatsSource:
         await self._reply_all(fetched.token, b"-NAK")
 
     async def _reply_all(self, replies: list[str], verb: bytes) -> None:
-        publish = self._nc.publish
+        nc = self._nc
+        if isinstance(nc, _Client):
+            await nc.reply_all(replies, verb)
+            return
         for reply in replies:
-            await publish(reply, verb)
-        await self._nc.flush()
+            await nc.publish(reply, verb)
+        await nc.flush()
 
     def lag(self) -> int | None:
         return self._pending
