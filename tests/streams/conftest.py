@@ -189,3 +189,39 @@ def group_crash_scenario(
             if p.poll() is None:
                 p.kill()
                 p.wait(10)
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def rss_growth_scenario(url: str, topic: str, n: int, tmp: Path) -> tuple[float, float, float]:
+    """One counting worker reads ``n`` events into SQLite; returns (RSS after warm-up, max RSS, events/s)."""
+    sink = str(tmp / "rss.db")
+    log = tmp / "rss.log"
+    worker = start_worker(url, topic, unique("g"), sink, "10000", "0", log=log)
+    try:
+        warm_at = min(n // 10, 1_000_000)
+        wait_for(lambda: sum(sink_counts(sink).values()) >= warm_at, 300, "warm-up")
+        warm = rss_mb(worker.pid)
+        started, first = time.monotonic(), sum(sink_counts(sink).values())
+        peak = warm
+        deadline = time.monotonic() + 1800
+        while (done := sum(sink_counts(sink).values())) < n:
+            assert time.monotonic() < deadline, f"only {done} of {n} after 30 min"
+            assert worker.poll() is None, log.read_text()[-3000:]
+            peak = max(peak, rss_mb(worker.pid))
+            time.sleep(0.5)
+        rate = (n - first) / (time.monotonic() - started)
+        assert sink_counts(sink) == expected_counts(n)
+        worker.terminate()
+        assert worker.wait(30) == 0
+        return warm, peak, rate
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(10)

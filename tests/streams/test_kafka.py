@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Install, events, group_crash_scenario, unique
+from conftest import Install, events, group_crash_scenario, rss_growth_scenario, unique
 
 from quills.errors import PublishError
 from quills.streams import (
@@ -153,3 +153,37 @@ def test_two_processes_in_a_group_with_one_killed_and_restarted_count_exactly_on
 
     asyncio.run(produce())
     group_crash_scenario(kafka_url, topic, n, pg_dsn, tmp_path, batch=2_000, delay=0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_at_scale_a_million_events_with_a_consumer_killed_and_restarted_count_exactly_once(
+    kafka_url: str, pg_dsn: str, tmp_path: Path
+) -> None:
+    n = 1_000_000
+    topic = unique("installs")
+    asyncio.run(produce(kafka_url, topic, n))
+    group_crash_scenario(kafka_url, topic, n, pg_dsn, tmp_path, batch=5_000, delay=0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_at_scale_consumer_rss_grows_less_than_50_mb_over_ten_million_events(
+    kafka_url: str, tmp_path: Path
+) -> None:
+    n = 10_000_000
+    topic = unique("rss")
+    asyncio.run(produce(kafka_url, topic, n))
+    warm, peak, rate = rss_growth_scenario(kafka_url, topic, n, tmp_path)
+    print(f"kafka 10M: RSS after warm-up {warm:.1f} MB, peak {peak:.1f} MB, {rate:,.0f} events/s")
+    assert peak - warm < 50, f"RSS grew {peak - warm:.1f} MB (from {warm:.1f} to {peak:.1f})"
+
+
+async def produce(url: str, topic: str, n: int) -> None:
+    backbone = await connect(url)
+    await backbone.ensure_topic(topic, partitions=4)
+    for start in range(0, n, 100_000):
+        await backbone.publish_many(
+            Topic(topic, Install), events(start, min(n, start + 100_000)), key=lambda e: e.app_id
+        )
+    await backbone.close()
