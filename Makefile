@@ -37,7 +37,7 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix src tests bench
 
 ## bench: every benchmark; each writes its section of docs/benchmarks.md
-bench: bench-resilience
+bench: bench-resilience bench-streams
 
 bench-resilience: $(STAMP)
 	$(PY) -m pip install -q -e '.[test,bench]'
@@ -45,3 +45,15 @@ bench-resilience: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+## bench-streams: quills vs FastStream, quixstreams and faust-streaming on tansu and NATS (section of docs/benchmarks.md)
+.PHONY: bench-streams
+BENCH_VENVS := bench/.venvs
+bench-streams: $(STAMP)
+	test -x $(BENCH_VENVS)/faststream/bin/python || $(PYTHON) -m venv $(BENCH_VENVS)/faststream
+	$(BENCH_VENVS)/faststream/bin/pip install -q "faststream[kafka,confluent,nats]"
+	test -x $(BENCH_VENVS)/quix/bin/python || $(PYTHON) -m venv $(BENCH_VENVS)/quix
+	$(BENCH_VENVS)/quix/bin/pip install -q quixstreams
+	test -x $(BENCH_VENVS)/faust/bin/python || $(PYTHON) -m venv $(BENCH_VENVS)/faust
+	$(BENCH_VENVS)/faust/bin/pip install -q faust-streaming
+	$(PY) bench/streams/run.py --write docs/benchmarks.md
