@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-PUBLIC_MODULES = ["quills", "quills.errors", "quills.clock"]
+PUBLIC_MODULES = ["quills", "quills.errors", "quills.clock", "quills.monitor"]
 
 
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES)
