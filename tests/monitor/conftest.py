@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from .helpers import InstanceProcess
+from .helpers import Dnsmasq, InstanceProcess
 
 
 @pytest.fixture
@@ -22,3 +23,11 @@ def instances() -> Iterator[Callable[..., InstanceProcess]]:
     yield start
     for instance in started:
         instance.kill()
+
+
+@pytest.fixture
+def dnsmasq(tmp_path: Path) -> Iterator[Dnsmasq]:
+    """A real dnsmasq on a free loopback port; stopped at the end of the test."""
+    server = Dnsmasq(tmp_path)
+    yield server
+    server.stop()

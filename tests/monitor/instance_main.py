@@ -42,6 +42,7 @@ def main() -> None:
         get_user()
     for _ in range(args.fail):
         charge()
+    time.sleep(0.6)  # health counts (requestCount, errorCount) come out every 500 ms
     server = serve(port=0)
     print(f"port {server.port}", flush=True)
     own = {
