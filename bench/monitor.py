@@ -193,7 +193,8 @@ def _section(tick: dict[str, float], agg: dict[str, float], argv: list[str]) -> 
 
 Command: `make bench-monitor` (`python bench/monitor.py {" ".join(argv)}`). Machine: {machine}.
 
-**Instance tick, {tick["commands"]:.0f} commands** (each with traffic over ~40 latency buckets; median of 200):
+**Instance tick, {tick["commands"]:.0f} commands** (each with traffic over ~40 latency buckets; median of
+200 ticks):
 
 | step | ms |
 |---|---|
@@ -205,9 +206,9 @@ Command: `make bench-monitor` (`python bench/monitor.py {" ".join(argv)}`). Mach
 One tick is {tick["bytes"] / 1024:.0f} KiB on the wire; at the default 0.5 s interval the instance spends
 {tick["tick_ms"] / 5:.2f} % of one core on it, however many clients read the stream (they share the tick).
 
-**Aggregator**: {agg["instances"]:.0f} instance streams x {agg["commands"]:.0f} commands (+ pools) at 2 ticks/s, replayed by
-one process from real documents with counters changing every tick; one `quills monitor` process aggregates
-them while one client reads `/turbine.stream`, measured over {agg["seconds"]:.0f} s:
+**Aggregator**: {agg["instances"]:.0f} instance streams x {agg["commands"]:.0f} commands at 2 ticks/s,
+replayed by one process from real documents with counters changing every tick; one `quills monitor`
+process aggregates them while one client reads `/turbine.stream`, measured over {agg["seconds"]:.0f} s:
 
 | measure | value |
 |---|---|
