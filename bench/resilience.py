@@ -188,7 +188,8 @@ def render(result: dict[str, Any], command: str) -> str:
         "### Per-call overhead over a bare call (ns)",
         "",
         f"Bare calls: sync `f()` {overhead['sync']['bare_ns']:.0f} ns, `await f()` "
-        f"{overhead['async']['bare_ns']:.0f} ns per call (loop included; it cancels out). Cell: median over "
+        f"{overhead['async']['bare_ns']:.0f} ns per call (loop included; it cancels out), timed in thread "
+        "CPU time (descheduling by other processes does not count). Cell: median over "
         f"{len(next(iter(overhead['sync']['cases'].values()))['rounds_ns'])} interleaved rounds of the "
         "per-round overhead (case minus bare, same round), then `(case/bare)`. quills: default options "
         '(1 s timeout, Hystrix windows, full rolling metrics and latency histogram), `isolation="semaphore"` '
