@@ -11,7 +11,6 @@ healthy dependency (sleeps ~1 ms) and another one. Phase "baseline": the other o
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -106,6 +105,9 @@ class Workload:
     pool_size: int = 10
 
 
+Drive = tuple[list[float], dict[str, int], dict[str, int]]
+
+
 def _caller(
     call: Callable[[], Any],
     deadline: float,
@@ -158,7 +160,19 @@ def _drive(
     return latencies, healthy_outcomes, other_outcomes
 
 
-def _phase(setup: str, phase: str, drive: tuple[list[float], dict[str, int], dict[str, int]]) -> Phase:
+def _merge(runs: list[Drive]) -> Drive:
+    latencies: list[float] = []
+    healthy: dict[str, int] = {}
+    other: dict[str, int] = {}
+    for run_latencies, run_healthy, run_other in runs:
+        latencies += run_latencies
+        for into, counts in ((healthy, run_healthy), (other, run_other)):
+            for outcome, count in counts.items():
+                into[outcome] = into.get(outcome, 0) + count
+    return latencies, healthy, other
+
+
+def _phase(setup: str, phase: str, drive: Drive) -> Phase:
     latencies, healthy, other = drive
     return Phase(
         setup=setup,
@@ -172,50 +186,74 @@ def _phase(setup: str, phase: str, drive: tuple[list[float], dict[str, int], dic
     )
 
 
-def hung_dependency(work: Workload) -> list[Phase]:
-    """Baseline and hung phases, with quills pools and with one shared executor."""
-    phases = []
-    for hung in (False, True):
-        release = threading.Event()
+def _run_quills(work: Workload, hung: bool) -> Drive:
+    release = threading.Event()
 
-        def sleep_ms() -> None:
+    def sleep_ms() -> None:
+        time.sleep(work.healthy_sleep)
+
+    def other_target() -> None:
+        if hung:
+            release.wait()
+        else:
             time.sleep(work.healthy_sleep)
 
-        def other_target(release: threading.Event = release, hung: bool = hung) -> None:
-            if hung:
-                release.wait()
-            else:
-                time.sleep(work.healthy_sleep)
-
-        # quills: one pool per dependency (the default: the pool is named after the group)
-        registry = quills.Registry()
-        pool = quills.ThreadPoolOptions(core_size=work.pool_size)
-        healthy_cmd = quills.command(
-            group="healthy", timeout=work.healthy_timeout, pool_options=pool, registry=registry
-        )(sleep_ms)
-        other_cmd = quills.command(
-            group="other", timeout=work.other_timeout, pool_options=pool, registry=registry
-        )(other_target)
-        phase = "hung" if hung else "baseline"
-        phases.append(_phase("quills (a pool per dependency)", phase, _drive(healthy_cmd, other_cmd, work)))
+    # one pool per dependency (the default: a pool is named after the command's group)
+    registry = quills.Registry()
+    pool = quills.ThreadPoolOptions(core_size=work.pool_size)
+    healthy = quills.command(
+        group="healthy", timeout=work.healthy_timeout, pool_options=pool, registry=registry
+    )(sleep_ms)
+    other = quills.command(group="other", timeout=work.other_timeout, pool_options=pool, registry=registry)(
+        other_target
+    )
+    try:
+        return _drive(healthy, other, work)
+    finally:
         release.set()
 
-        release = threading.Event()
-        executor = ThreadPoolExecutor(max_workers=2 * work.pool_size)
 
-        def healthy_future(executor: ThreadPoolExecutor = executor) -> None:
-            executor.submit(sleep_ms).result(timeout=work.healthy_timeout)
+def _run_shared(work: Workload, hung: bool) -> Drive:
+    release = threading.Event()
+    executor = ThreadPoolExecutor(max_workers=2 * work.pool_size)
 
-        def other_future(
-            release: threading.Event = release, hung: bool = hung, executor: ThreadPoolExecutor = executor
-        ) -> None:
-            executor.submit(other_target, release, hung).result(timeout=work.other_timeout)
+    def sleep_ms() -> None:
+        time.sleep(work.healthy_sleep)
 
-        setup = f"one shared ThreadPoolExecutor({2 * work.pool_size})"
-        phases.append(_phase(setup, phase, _drive(healthy_future, other_future, work)))
+    def other_target() -> None:
+        if hung:
+            release.wait()
+        else:
+            time.sleep(work.healthy_sleep)
+
+    def healthy() -> None:
+        executor.submit(sleep_ms).result(timeout=work.healthy_timeout)
+
+    def other() -> None:
+        executor.submit(other_target).result(timeout=work.other_timeout)
+
+    try:
+        return _drive(healthy, other, work)
+    finally:
         release.set()
         executor.shutdown(wait=True, cancel_futures=True)
-    phases.sort(key=lambda p: (not p.setup.startswith("quills"), p.phase != "baseline"))
+
+
+QUILLS_SETUP = "quills (a pool per dependency)"
+
+
+def hung_dependency(work: Workload, repeats: int = 2) -> list[Phase]:
+    """Baseline and hung phases, with quills pools and with one shared executor, ``repeats`` times
+    interleaved; each row pools the samples of its repeats."""
+    shared_setup = f"one shared ThreadPoolExecutor({2 * work.pool_size})"
+    runs: dict[tuple[str, str], list[Drive]] = {}
+    for _ in range(repeats):
+        for hung in (False, True):
+            phase = "hung" if hung else "baseline"
+            runs.setdefault((QUILLS_SETUP, phase), []).append(_run_quills(work, hung))
+            runs.setdefault((shared_setup, phase), []).append(_run_shared(work, hung))
+    phases = [_phase(setup, phase, _merge(drives)) for (setup, phase), drives in runs.items()]
+    phases.sort(key=lambda p: (p.setup != QUILLS_SETUP, p.phase != "baseline"))
     return phases
 
 
@@ -226,7 +264,3 @@ def degradation(phases: list[Phase]) -> dict[str, float]:
         setup: by[(setup, "hung")].p99_ms / by[(setup, "baseline")].p99_ms
         for setup in dict.fromkeys(p.setup for p in phases)
     }
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)

@@ -49,6 +49,7 @@ class Settings:
     purgatory_flat_total: int = 200_000
     memory_commands: int = 40
     thread_calls: int = 20_000
+    hung_repeats: int = 2
     hung: _isolation.Workload = dataclasses.field(default_factory=_isolation.Workload)
 
 
@@ -61,6 +62,7 @@ QUICK = Settings(
     purgatory_flat_total=40_000,
     memory_commands=4,
     thread_calls=2_000,
+    hung_repeats=1,
     hung=_isolation.Workload(seconds=1.0),
 )
 
@@ -147,9 +149,10 @@ def run(settings: Settings) -> dict[str, Any]:
     out["thread_cost"] = [dataclasses.asdict(x) for x in _isolation.thread_cost(calls=settings.thread_calls)]
 
     _log("hung dependency")
-    phases = _isolation.hung_dependency(settings.hung)
+    phases = _isolation.hung_dependency(settings.hung, repeats=settings.hung_repeats)
     out["hung"] = {
         "workload": dataclasses.asdict(settings.hung),
+        "repeats": settings.hung_repeats,
         "phases": [dataclasses.asdict(p) for p in phases],
         "degradation": _isolation.degradation(phases),
     }
@@ -303,7 +306,8 @@ def render(result: dict[str, Any], command: str) -> str:
         "",
         "### One dependency hung: a healthy command's latency",
         "",
-        f"Workload per phase ({work['seconds']:.0f} s): {work['healthy_callers']} callers x "
+        f"Workload per phase ({work['seconds']:.0f} s, each phase run {hung['repeats']} times interleaved, "
+        f"samples pooled): {work['healthy_callers']} callers x "
         f"{work['rate_hz']:.0f} calls/s to a healthy dependency (sleeps {work['healthy_sleep'] * 1e3:g} ms, "
         f"timeout {work['healthy_timeout']:g} s) and {work['other_callers']} callers x {work['rate_hz']:.0f} "
         f"calls/s to another dependency (timeout {work['other_timeout']:g} s), open loop. baseline: the "
