@@ -96,7 +96,7 @@ class Phase:
 @dataclass(frozen=True)
 class Workload:
     seconds: float = 3.0
-    healthy_callers: int = 4
+    healthy_callers: int = 8
     other_callers: int = 8
     rate_hz: float = 100.0  # per caller
     healthy_sleep: float = 0.001
@@ -242,25 +242,24 @@ def _run_shared(work: Workload, hung: bool) -> Drive:
 QUILLS_SETUP = "quills (a pool per dependency)"
 
 
-def hung_dependency(work: Workload, repeats: int = 2) -> list[Phase]:
+def hung_dependency(work: Workload, repeats: int = 4) -> tuple[list[Phase], dict[str, list[float]]]:
     """Baseline and hung phases, with quills pools and with one shared executor, ``repeats`` times
-    interleaved; each row pools the samples of its repeats."""
+    interleaved. Returns one row per (setup, phase) pooling its repeats' samples, and per setup the
+    ratio hung p99 / baseline p99 of each repeat (a baseline and a hung phase run back to back, so the
+    load other processes put on the machine is about the same in both)."""
     shared_setup = f"one shared ThreadPoolExecutor({2 * work.pool_size})"
     runs: dict[tuple[str, str], list[Drive]] = {}
     for _ in range(repeats):
-        for hung in (False, True):
-            phase = "hung" if hung else "baseline"
-            runs.setdefault((QUILLS_SETUP, phase), []).append(_run_quills(work, hung))
-            runs.setdefault((shared_setup, phase), []).append(_run_shared(work, hung))
+        for setup, run in ((QUILLS_SETUP, _run_quills), (shared_setup, _run_shared)):
+            for hung in (False, True):
+                runs.setdefault((setup, "hung" if hung else "baseline"), []).append(run(work, hung))
     phases = [_phase(setup, phase, _merge(drives)) for (setup, phase), drives in runs.items()]
     phases.sort(key=lambda p: (p.setup != QUILLS_SETUP, p.phase != "baseline"))
-    return phases
-
-
-def degradation(phases: list[Phase]) -> dict[str, float]:
-    """Healthy p99 in the hung phase over its baseline, per setup."""
-    by = {(p.setup, p.phase): p for p in phases}
-    return {
-        setup: by[(setup, "hung")].p99_ms / by[(setup, "baseline")].p99_ms
-        for setup in dict.fromkeys(p.setup for p in phases)
+    ratios = {
+        setup: [
+            pct(hung[0], 99) / pct(base[0], 99)
+            for base, hung in zip(runs[(setup, "baseline")], runs[(setup, "hung")], strict=True)
+        ]
+        for setup in (QUILLS_SETUP, shared_setup)
     }
+    return phases, ratios
