@@ -99,7 +99,8 @@ class HystrixStreamApp:
                 now = loop.time()
                 body = b""
                 if now >= next_tick:
-                    body = self.ticks.payload()
+                    # a tick of a large registry takes tens of ms: never block the service's event loop on it
+                    body = await asyncio.to_thread(self.ticks.payload)
                     next_tick = max(next_tick + delay, now)
                 if now >= next_ping:
                     body += PING

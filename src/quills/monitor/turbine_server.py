@@ -37,16 +37,12 @@ _HEADERS = {
 
 
 class Cluster:
-    """One cluster: its aggregator, its readers by URL, and a condition its stream writers wait on."""
+    """One cluster: its aggregator and its readers by URL."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.aggregator = ClusterAggregator()
         self.readers: dict[str, tuple[InstanceReader, asyncio.Task[None]]] = {}
-        self.changed = asyncio.Event()
-
-    def notify(self) -> None:
-        self.changed.set()
 
     def reporting_hosts_last(self, seconds: float) -> int:
         """Hosts that sent a document within the last ``seconds``."""
@@ -184,7 +180,6 @@ class TurbineMonitor:
             self.stats,
             retry_interval=self.retry_interval,
             read_timeout=self.read_timeout,
-            on_change=cluster.notify,
         )
         cluster.readers[url] = (reader, asyncio.create_task(reader.run(), name=f"quills-reader-{url}"))
 
@@ -196,7 +191,6 @@ class TurbineMonitor:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        cluster.notify()
 
     # -- HTTP ----------------------------------------------------------------------------------------
     async def _health(self, request: Request) -> Response:
