@@ -4,10 +4,12 @@ DNS SRV discovery against a real dnsmasq."""
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -194,3 +196,74 @@ def test_cluster_documents_are_valid_turbine_output(instances: Start, cli: Calla
     for key, value in doc.items():
         assert not isinstance(value, float), key
     assert msgspec.json.decode(msgspec.json.encode(doc)) == doc
+
+
+def _write(path: Path, text: str, stamp: int) -> None:
+    path.write_text(text)
+    os.utime(path, ns=(stamp, stamp))  # distinct mtimes even within one clock tick
+
+
+def test_file_discovery_adds_marks_down_and_removes_instances(
+    instances: Start, cli: Callable[..., _Cli], tmp_path: Path
+) -> None:
+    first, second = instances("--ok", "2", "--fail", "0"), instances("--ok", "30", "--fail", "0")
+    hosts = tmp_path / "instances.txt"
+    _write(hosts, f"# shop\n{first.host},shop,up\n", 10**18)
+    monitor = cli("--file", str(hosts), "--poll", "0.2")
+    stream = monitor.base + "/turbine.stream?cluster=shop"
+    assert read_until(stream, lambda d: d.get("name") == "get_user")["rollingCountSuccess"] == 2
+
+    _write(hosts, f"{first.host},shop,up\n{second.host},shop,up\n", 2 * 10**18)
+    assert (
+        read_until(stream, lambda d: d.get("name") == "get_user" and d["reportingHosts"] == 2)[
+            "rollingCountSuccess"
+        ]
+        == 32
+    )
+
+    _write(hosts, f"{first.host},shop,down\n{second.host},shop,up\n", 3 * 10**18)
+    left = read_until(stream, lambda d: d.get("name") == "get_user" and d["reportingHosts"] == 1)
+    assert left["rollingCountSuccess"] == 30
+
+    _write(hosts, f"{second.host},shop,sideways\n", 4 * 10**18)  # a bad edit: reported, nothing lost
+    deadline = time.monotonic() + 5
+    while httpx.get(monitor.base + "/health", timeout=5).json()["discoveryErrors"] == 0:
+        assert time.monotonic() < deadline, "the bad file was not reported"
+        time.sleep(0.1)
+    health = httpx.get(monitor.base + "/health", timeout=5).json()
+    assert "instances.txt:1" in health["lastDiscoveryError"]
+    assert health["clusters"]["shop"]["connected"] == 1
+    assert read_until(stream, lambda d: d.get("name") == "get_user")["rollingCountSuccess"] == 30
+
+
+@pytest.mark.slow
+def test_repeated_kills_and_restarts_keep_the_cluster_sums_exact(
+    instances: Start, cli: Callable[..., _Cli], tmp_path: Path
+) -> None:
+    rng = random.Random(4)
+    live = [instances("--ok", str(n), "--fail", "1") for n in (3, 5, 7, 11)]
+    hosts = tmp_path / "instances.txt"
+    stamp = 10**18
+
+    def publish(down: list[InstanceProcess]) -> None:
+        nonlocal stamp
+        stamp += 10**9
+        lines = [f"{i.host},shop,up" for i in live] + [f"{i.host},shop,down" for i in down]
+        _write(hosts, "\n".join(lines) + "\n", stamp)
+
+    publish([])
+    monitor = cli("--file", str(hosts), "--poll", "0.2", "--read-timeout", "2")
+    stream = monitor.base + "/turbine.stream?cluster=shop"
+    read_until(stream, lambda d: _matches(d, live), timeout=20)
+    for _ in range(12):
+        victim = live.pop(rng.randrange(len(live)))
+        victim.kill()
+        started = time.monotonic()
+        read_until(stream, lambda d: _matches(d, live), timeout=10)
+        assert time.monotonic() - started < 2.0
+        live.append(instances("--ok", str(rng.randint(1, 40)), "--fail", str(rng.randint(0, 5))))
+        publish([victim])
+        doc = read_until(stream, lambda d: _matches(d, live), timeout=20)
+        assert doc["requestCount"] == _expected(live, "get_user", "request_count")
+        charge = read_until(stream, lambda d: d.get("name") == "charge" and d["reportingHosts"] == len(live))
+        assert charge["rollingCountFailure"] == _expected(live, "charge", "failure")

@@ -138,7 +138,10 @@ class TurbineMonitor:
 
     async def serve(self, host: str = "127.0.0.1", port: int = 8989) -> None:
         """Run the HTTP server (uvicorn) until cancelled or interrupted."""
-        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="on")
+        # streams never end by themselves: give open clients 2 s on shutdown instead of waiting forever
+        config = uvicorn.Config(
+            self.app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+        )
         await uvicorn.Server(config).serve()
 
     # -- discovery -----------------------------------------------------------------------------------
