@@ -138,6 +138,10 @@ def test_three_instances_sum_to_their_own_snapshots_and_a_killed_one_is_subtract
     health = httpx.get(monitor.base + "/health", timeout=5).json()
     assert health["clusters"]["shop"]["instances"] == 3  # still configured, being retried every second
     assert health["clusters"]["shop"]["connected"] == 2
+    deadline = time.monotonic() + 5  # the rate needs two samples, one second apart
+    while httpx.get(monitor.base + "/health", timeout=5).json()["documentsPerSecond"] <= 0:
+        assert time.monotonic() < deadline, "documentsPerSecond stayed 0"
+        time.sleep(0.2)
     metrics = httpx.get(monitor.base + "/metrics", timeout=5).text
     assert 'quills_monitor_instances_connected{cluster="shop"} 2.0' in metrics
     assert "quills_monitor_documents_total" in metrics and "quills_monitor_documents_per_second" in metrics

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 
 import httpx
 import msgspec
@@ -30,9 +31,21 @@ class ReaderStats:
         self.documents = 0
         self.reconnects = 0
         self.bad: dict[str, int] = {"json": 0, "fields": 0, "status": 0, "stalled": 0, "connection": 0}
+        self._samples: deque[tuple[float, int]] = deque(maxlen=11)
 
     def count_bad(self, reason: str) -> None:
         self.bad[reason] = self.bad.get(reason, 0) + 1
+
+    def sample(self) -> None:
+        """Remember the document count now (called every second; keeps the last 10 s)."""
+        self._samples.append((time.monotonic(), self.documents))
+
+    def documents_per_second(self) -> float:
+        """Documents aggregated per second over the last (up to) 10 s of samples; 0.0 before two samples."""
+        if len(self._samples) < 2:
+            return 0.0
+        (t0, n0), (t1, n1) = self._samples[0], self._samples[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
 
 class InstanceReader:

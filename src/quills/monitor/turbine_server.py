@@ -99,6 +99,7 @@ class TurbineMonitor:
         self._known: list[Instance] = []
         self._client: httpx.AsyncClient | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._sampler: asyncio.Task[None] | None = None
         self.app = Starlette(
             routes=[
                 Route("/turbine.stream", self._turbine_stream),
@@ -123,13 +124,15 @@ class TurbineMonitor:
         self._client = httpx.AsyncClient(limits=limits, trust_env=False)
         await self.poll_discovery()
         self._poller = asyncio.create_task(self._poll_forever())
+        self._sampler = asyncio.create_task(self._sample_forever())
 
     async def stop(self) -> None:
         """Stop polling, close every reader and the HTTP client."""
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        for task in (self._poller, self._sampler):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for cluster in self.clusters.values():
             for url in list(cluster.readers):
                 await self._stop_reader(cluster, url)
@@ -149,6 +152,11 @@ class TurbineMonitor:
         while True:
             await asyncio.sleep(self.discovery.poll_interval)
             await self.poll_discovery()
+
+    async def _sample_forever(self) -> None:
+        while True:
+            self.stats.sample()
+            await asyncio.sleep(1.0)
 
     async def poll_discovery(self) -> None:
         """Ask discovery now and start or stop readers for the hosts that went up or down."""
@@ -209,6 +217,7 @@ class TurbineMonitor:
             "status": "ok",
             "clusters": clusters,
             "documents": self.stats.documents,
+            "documentsPerSecond": round(self.stats.documents_per_second(), 1),
             "reconnects": self.stats.reconnects,
             "bad": self.stats.bad,
             "discoveryErrors": self.discovery_errors,
