@@ -100,7 +100,7 @@ class HystrixStreamApp:
                 body = b""
                 if now >= next_tick:
                     # a tick of a large registry takes tens of ms: never block the service's event loop on it
-                    body = await asyncio.to_thread(self.ticks.payload)
+                    body = await asyncio.to_thread(self.ticks.payload, delay)
                     next_tick = max(next_tick + delay, now)
                 if now >= next_ping:
                     body += PING
