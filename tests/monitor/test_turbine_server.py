@@ -17,7 +17,7 @@ import msgspec
 import pytest
 
 from quills.metrics import histogram
-from quills.monitor import DnsSrvDiscovery, TurbineMonitor
+from quills.monitor import DnsSrvDiscovery, HostsChanged, TurbineMonitor
 
 from .helpers import Dnsmasq, InstanceProcess, UvicornThread, free_port, read_until
 
@@ -174,6 +174,8 @@ def test_dns_srv_discovery_adds_and_removes_an_instance(instances: Start, dnsmas
     dnsmasq.serve([(name, "a.shop.test", first.port)], record)
     discovery = DnsSrvDiscovery({name: "shop"}, nameservers=["127.0.0.1"], port=dnsmasq.port, poll_interval=1)
     monitor = TurbineMonitor(discovery, interval=0.1)
+    events: list[HostsChanged] = []
+    monitor.subscribe(events.append)
     with UvicornThread(monitor.app) as server:
         stream = server.base + "/turbine.stream?cluster=shop"
         doc = read_until(stream, lambda d: d.get("name") == "get_user")
@@ -188,6 +190,16 @@ def test_dns_srv_discovery_adds_and_removes_an_instance(instances: Start, dnsmas
         assert left["reportingHosts"] == 1
         health = httpx.get(server.base + "/health", timeout=5).json()
         assert health["clusters"]["shop"]["instances"] == 1
+        metrics = httpx.get(server.base + "/metrics", timeout=5).text
+    first_host, second_host = f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"
+    assert [([i.host for i in e.up], [i.host for i in e.down]) for e in events] == [
+        ([first_host], []),
+        ([second_host], []),
+        ([], [first_host]),
+    ]
+    assert all(i.cluster == "shop" for e in events for i in e.up + e.down)
+    assert 'quills_monitor_host_events_total{kind="up"} 2.0' in metrics
+    assert 'quills_monitor_host_events_total{kind="down"} 1.0' in metrics
 
 
 def test_cluster_documents_are_valid_turbine_output(instances: Start, cli: Callable[..., _Cli]) -> None:

@@ -59,6 +59,12 @@ class MonitorCollector(Collector):
         for reason, count in sorted(stats.bad.items()):
             bad.add_metric([reason], count)
         yield bad
+        events = CounterMetricFamily(
+            "quills_monitor_host_events", "Hosts discovery reported up or down", labels=["kind"]
+        )
+        events.add_metric(["up"], monitor.hosts_up)
+        events.add_metric(["down"], monitor.hosts_down)
+        yield events
         yield CounterMetricFamily(
             "quills_monitor_discovery_errors", "Discovery polls that failed", value=monitor.discovery_errors
         )

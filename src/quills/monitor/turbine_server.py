@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import httpx
@@ -23,13 +24,20 @@ from starlette.routing import Route
 
 from quills.errors import ConfigError
 from quills.monitor.aggregator import ClusterAggregator
-from quills.monitor.discovery import DiscoveryError, Instance, InstanceDiscovery, diff_instances
+from quills.monitor.discovery import (
+    DiscoveryError,
+    HostsChanged,
+    Instance,
+    InstanceDiscovery,
+    diff_instances,
+)
 from quills.monitor.instance_reader import InstanceReader, ReaderStats
 from quills.monitor.turbine_metrics import monitor_metrics_endpoint
 
 __all__ = ("TurbineMonitor", "Cluster")
 
 _ENCODER = msgspec.json.Encoder()
+_log = logging.getLogger("quills.monitor")
 _HEADERS = {
     "Cache-Control": "no-cache, no-store, max-age=0, must-revalidate",
     "Pragma": "no-cache",
@@ -97,6 +105,8 @@ class TurbineMonitor:
         self.last_discovery_error: str | None = None
         self.stream_clients = 0
         self._known: list[Instance] = []
+        self._listeners: list[Callable[[HostsChanged], None]] = []
+        self.hosts_up = self.hosts_down = 0
         self._client: httpx.AsyncClient | None = None
         self._poller: asyncio.Task[None] | None = None
         self._sampler: asyncio.Task[None] | None = None
@@ -165,6 +175,7 @@ class TurbineMonitor:
         except DiscoveryError as exc:
             self.discovery_errors += 1
             self.last_discovery_error = str(exc)
+            _log.warning("discovery failed, keeping the last list: %s", exc)
             return
         for instance in instances:
             self._cluster(instance.cluster)
@@ -174,6 +185,26 @@ class TurbineMonitor:
             await self._stop_reader(self.clusters[instance.cluster], instance.url(self.suffix))
         for instance in up:
             self._start_reader(self.clusters[instance.cluster], instance.url(self.suffix))
+        if up or down:
+            self.hosts_up += len(up)
+            self.hosts_down += len(down)
+            self._publish(HostsChanged(tuple(up), tuple(down), time.time_ns() // 1_000_000))
+
+    def subscribe(self, listener: Callable[[HostsChanged], None]) -> Callable[[], None]:
+        """Call ``listener`` with every :class:`HostsChanged` event; returns a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _publish(self, event: HostsChanged) -> None:
+        for instance in event.up:
+            _log.info("host up: %s (cluster %s)", instance.host, instance.cluster)
+        for instance in event.down:
+            _log.info("host down: %s (cluster %s)", instance.host, instance.cluster)
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a listener's bug must not stop discovery
+                _log.exception("HostsChanged listener %r failed", listener)
 
     def _cluster(self, name: str) -> Cluster:
         cluster = self.clusters.get(name)
