@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,10 +30,11 @@ class _Cli:
 
     def __init__(self, *args: str) -> None:
         self.port = free_port()
+        self.log = tempfile.TemporaryFile()  # a file, not a pipe: a chatty process never blocks on it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "quills.cli", "monitor", "--port", str(self.port), *args],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         deadline = time.monotonic() + 15
@@ -43,7 +45,7 @@ class _Cli:
             except httpx.TransportError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                err = self.stderr()
                 self.stop()
                 raise RuntimeError(f"quills monitor did not start: {err}")
             time.sleep(0.1)
@@ -60,8 +62,11 @@ class _Cli:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
+        self.log.close()
+
+    def stderr(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
 
 
 @pytest.fixture
@@ -248,6 +253,11 @@ def test_file_discovery_adds_marks_down_and_removes_instances(
         time.sleep(0.1)
     health = httpx.get(monitor.base + "/health", timeout=5).json()
     assert "instances.txt:1" in health["lastDiscoveryError"]
+    log = monitor.stderr()
+    assert (
+        f"host up: {second.host} (cluster shop)" in log and f"host down: {first.host} (cluster shop)" in log
+    )
+    assert "discovery failed, keeping the last list" in log
     assert health["clusters"]["shop"]["connected"] == 1
     assert read_until(stream, lambda d: d.get("name") == "get_user")["rollingCountSuccess"] == 30
 
