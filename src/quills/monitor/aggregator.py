@@ -63,7 +63,8 @@ class _Aggregate:
         self.kinds: dict[str, int] = {}  # key -> kind, in the order keys were first seen
         self.numbers: dict[str, int] = {}
         self.maps: dict[str, dict[str, int]] = {}
-        self.strings: dict[str, dict[Any, int]] = {}
+        # per value, counted by (type, value): True and 1.0 are equal in Python but not on the wire
+        self.strings: dict[str, dict[tuple[type, Any], int]] = {}
         self.hosts = 0
         self.changed_at = 0
         self.cached: dict[str, Any] | None = None
@@ -230,15 +231,16 @@ class ClusterAggregator:
                 if before == value and type(before) is type(value):
                     continue
                 counts = strings[key]
-                counts[before] -= 1
+                counts[type(before), before] -= 1
             else:
                 kinds.setdefault(key, _STRING)
                 counts = strings.setdefault(key, {})
-            counts[value] = counts.get(value, 0) + 1
+            tagged = (type(value), value)
+            counts[tagged] = counts.get(tagged, 0) + 1
             changed = True
         for key, before in old_strings.items():
             if key not in new.strings:
-                strings[key][before] -= 1
+                strings[key][type(before), before] -= 1
                 changed = True
         return changed
 
@@ -256,12 +258,12 @@ class ClusterAggregator:
                     base = key[:-5]
                     out[base], out[base + "_mean"] = exact_percentiles(sums)
             else:
-                present = {value: n for value, n in aggregate.strings[key].items() if n > 0}
+                present = [(tagged[1], n) for tagged, n in aggregate.strings[key].items() if n > 0]
                 if len(present) == 1:
-                    value = next(iter(present))
+                    value = present[0][0]
                     out[key] = value.decode() if isinstance(value, bytes) else value
                 elif present:
-                    mixed = {_label(value): n for value, n in present.items()}
+                    mixed = {_label(value): n for value, n in present}
                     out[key] = msgspec.json.encode(dict(sorted(mixed.items()))).decode()
         aggregate.cached = out
         return out
