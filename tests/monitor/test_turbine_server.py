@@ -18,7 +18,7 @@ import msgspec
 import pytest
 
 from quills.metrics import histogram
-from quills.monitor import DnsSrvDiscovery, HostsChanged, TurbineMonitor
+from quills.monitor import DnsSrvDiscovery, HostsChanged, StaticDiscovery, TurbineMonitor
 
 from .helpers import Dnsmasq, InstanceProcess, UvicornThread, free_port, read_until
 
@@ -293,3 +293,22 @@ def test_repeated_kills_and_restarts_keep_the_cluster_sums_exact(
         assert doc["requestCount"] == _expected(live, "get_user", "request_count")
         charge = read_until(stream, lambda d: d.get("name") == "charge" and d["reportingHosts"] == len(live))
         assert charge["rollingCountFailure"] == _expected(live, "charge", "failure")
+
+
+def test_an_empty_cluster_says_why_instead_of_staying_silent() -> None:
+    monitor = TurbineMonitor(StaticDiscovery([]), clusters=["quiet"], interval=0.1)
+    with UvicornThread(monitor.app) as server:
+        status = read_until(
+            server.base + "/turbine.stream?cluster=quiet", lambda d: d["type"] == "quills_status"
+        )
+    assert status["message"] == "no instances in cluster quiet"
+
+
+def test_a_cluster_of_unreachable_instances_says_so() -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    monitor = TurbineMonitor(StaticDiscovery([dead], cluster="gone"), interval=0.1, retry_interval=0.2)
+    with UvicornThread(monitor.app) as server:
+        status = read_until(
+            server.base + "/turbine.stream?cluster=gone", lambda d: d["type"] == "quills_status"
+        )
+    assert status["message"] == "no instance of cluster gone is reachable"

@@ -129,6 +129,10 @@ class ClusterAggregator:
         """Grows with every change; pass it back to :meth:`documents` to get only what changed since."""
         return self._version
 
+    def has_documents(self) -> bool:
+        """True once any (type, name) has a cluster document."""
+        return bool(self._aggregates)
+
     def hosts(self) -> list[str]:
         """Hosts with at least one document in the state."""
         return list(self._hosts)

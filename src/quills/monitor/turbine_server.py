@@ -31,6 +31,7 @@ from quills.monitor.discovery import (
     InstanceDiscovery,
     diff_instances,
 )
+from quills.monitor.hystrix_format import status_document
 from quills.monitor.instance_reader import InstanceReader, ReaderStats
 from quills.monitor.turbine_metrics import monitor_metrics_endpoint
 
@@ -287,6 +288,9 @@ class TurbineMonitor:
                 if types is not None:
                     docs = [doc for doc in docs if doc["type"] in types]
                 parts = [b"data: " + _ENCODER.encode(doc) + b"\n\n" for doc in docs]
+                if since == -1 and not aggregator.has_documents():
+                    status = status_document(_why_empty(cluster), now_ms=time.time_ns() // 1_000_000)
+                    parts.append(b"data: " + _ENCODER.encode(status) + b"\n\n")
                 if now - last_meta >= 3.0:
                     last_meta = now
                     meta = _meta(cluster.reporting_hosts_last(10.0))
@@ -299,6 +303,15 @@ class TurbineMonitor:
                 await asyncio.sleep(self.interval)
         finally:
             self.stream_clients -= 1
+
+
+def _why_empty(cluster: Cluster) -> str:
+    """What a dashboard should say about a cluster with nothing to show (instead of "Loading...")."""
+    if not cluster.readers:
+        return f"no instances in cluster {cluster.name}"
+    if not any(reader.connected for reader, _ in cluster.readers.values()):
+        return f"no instance of cluster {cluster.name} is reachable"
+    return "no commands yet"
 
 
 def _meta(hosts: int) -> dict[str, Any]:
