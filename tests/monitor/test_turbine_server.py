@@ -130,7 +130,9 @@ def test_three_instances_sum_to_their_own_snapshots_and_a_killed_one_is_subtract
     meta = read_until(stream, lambda d: d.get("type") == "meta")
     assert meta["name"] == "meta" and meta["reportingHostsLast10Seconds"] == 3
 
-    pools = read_until(monitor.base + "/turbine.stream?cluster=shop&type=HystrixThreadPool", lambda d: True)
+    pools = read_until(
+        monitor.base + "/turbine.stream?cluster=shop&type=HystrixThreadPool&delay=200", lambda d: True
+    )
     assert pools["type"] == "HystrixThreadPool" and pools["name"] == "users"
 
     victim = group.pop(1)

@@ -1,8 +1,9 @@
 """The aggregator process: discovery, one reader per instance, and the HTTP side.
 
 Endpoints: ``/turbine.stream?cluster=NAME`` (404 "Cluster not found" for an unknown cluster; optional
-``type=HystrixCommand,...`` filter), ``/health`` (JSON), ``/metrics`` (the aggregator's own Prometheus
-metrics). Known clusters are those named by ``clusters=`` plus every cluster discovery has reported.
+``type=HystrixCommand,...`` filter and ``delay=<ms>`` push period), ``/health`` (JSON), ``/metrics``
+(the aggregator's own Prometheus metrics). Known clusters are those named by ``clusters=`` plus every
+cluster discovery has reported.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from quills.monitor.discovery import (
 )
 from quills.monitor.hystrix_format import status_document
 from quills.monitor.instance_reader import InstanceReader, ReaderStats
+from quills.monitor.stream import delay_of
 from quills.monitor.turbine_metrics import monitor_metrics_endpoint
 
 __all__ = ("TurbineMonitor", "Cluster")
@@ -262,16 +264,17 @@ class TurbineMonitor:
         cluster = self.clusters.get(name)
         if cluster is None:
             return PlainTextResponse("Cluster not found", status_code=404)
+        delay = delay_of("", request.url.query, self.interval)
         types_param = request.query_params.get("type")
         types = {t for t in types_param.split(",") if t} if types_param else None
         headers = dict(_HEADERS)
         if self.cors_origin is not None:
             headers["Access-Control-Allow-Origin"] = self.cors_origin
         return StreamingResponse(
-            self._events(cluster, types), media_type="text/event-stream;charset=UTF-8", headers=headers
+            self._events(cluster, types, delay), media_type="text/event-stream;charset=UTF-8", headers=headers
         )
 
-    async def _events(self, cluster: Cluster, types: set[str] | None) -> AsyncIterator[bytes]:
+    async def _events(self, cluster: Cluster, types: set[str] | None, delay: float) -> AsyncIterator[bytes]:
         self.stream_clients += 1
         try:
             loop = asyncio.get_running_loop()
@@ -300,7 +303,7 @@ class TurbineMonitor:
                     parts.append(b": ping\n\n")
                 if parts:
                     yield b"".join(parts)
-                await asyncio.sleep(self.interval)
+                await asyncio.sleep(delay)
         finally:
             self.stream_clients -= 1
 
