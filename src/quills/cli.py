@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -149,6 +150,8 @@ def run_monitor(args: argparse.Namespace) -> int:
         read_timeout=args.read_timeout,
         cors_origin=args.cors_origin,
     )
+    # host up/down events and discovery problems go to stderr, one line each
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     print(f"quills monitor: serving http://{args.host}:{args.port}/turbine.stream", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(monitor.serve(args.host, args.port))
