@@ -87,7 +87,7 @@ def run(settings: Settings) -> dict[str, Any]:
     t0 = time.monotonic()
     peers, failed = _peers.load_peers()
     quills_peer = _peers.make_quills()
-    everyone = [quills_peer, *peers]
+    everyone = [quills_peer, _peers.make_quills_count_window(), *peers]
     out["peers"] = {p.name: {"version": p.version, "note": p.note} for p in everyone}
     out["failed"] = failed
 
@@ -171,7 +171,7 @@ def _ns(value: float) -> str:
 def _best_peers(result: dict[str, Any]) -> dict[str, tuple[str, float]]:
     best = {}
     for section, data in result["overhead"].items():
-        peers = {name: c["overhead_ns"] for name, c in data["cases"].items() if name != "quills"}
+        peers = {name: c["overhead_ns"] for name, c in data["cases"].items() if not name.startswith("quills")}
         if peers:
             name = min(peers, key=peers.__getitem__)
             best[section] = (name, peers[name])
@@ -205,7 +205,9 @@ def render(result: dict[str, Any], command: str) -> str:
     names = list(result["peers"])
     rows = []
     for name in names:
-        row = [f"{name} {result['peers'][name]['version']}"]
+        version = result["peers"][name]["version"]
+        library, _, variant = name.partition(" ")
+        row = [f"{library} {version} {variant}".strip()]
         for section in COLUMNS:
             case = overhead[section]["cases"].get(name)
             row.append("n/a" if case is None else f"{_ns(case['overhead_ns'])} ({case['ratio']:.1f}x)")
@@ -227,7 +229,7 @@ def render(result: dict[str, Any], command: str) -> str:
         f"{name} {section}: {_ns(case['iqr_ns'][0])}-{_ns(case['iqr_ns'][1])}"
         for section, data in overhead.items()
         for name, case in data["cases"].items()
-        if name == "quills" and case["iqr_ns"]
+        if name.startswith("quills") and case["iqr_ns"]
     ]
     lines += ["", "Interquartile range of quills' per-round overheads: " + "; ".join(iqr) + "."]
     notes = [f"{name}: {p['note']}" for name, p in result["peers"].items() if p["note"]]
