@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
 .PHONY: venv test lint typecheck unit soak bench bench-resilience format clean
+.PHONY: bench-monitor
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,11 +38,27 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix src tests bench
 
 ## bench: every benchmark; each writes its section of docs/benchmarks.md
-bench: bench-resilience
+bench: bench-resilience bench-streams bench-monitor
 
 bench-resilience: $(STAMP)
 	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) bench/resilience.py --write docs/benchmarks.md
 
+## bench-monitor: one instance tick for 200 commands; one aggregator for 100 streams x 50 commands
+bench-monitor: $(STAMP)
+	$(PY) bench/monitor.py --write docs/benchmarks.md
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+## bench-streams: quills vs FastStream, quixstreams and faust-streaming on tansu and NATS (section of docs/benchmarks.md)
+.PHONY: bench-streams
+BENCH_VENVS := bench/.venvs
+bench-streams: $(STAMP)
+	test -x $(BENCH_VENVS)/faststream/bin/python || $(PYTHON) -m venv $(BENCH_VENVS)/faststream
+	$(BENCH_VENVS)/faststream/bin/pip install -q "faststream[kafka,confluent,nats]"
+	test -x $(BENCH_VENVS)/quix/bin/python || $(PYTHON) -m venv $(BENCH_VENVS)/quix
+	$(BENCH_VENVS)/quix/bin/pip install -q quixstreams
+	test -x $(BENCH_VENVS)/faust/bin/python || $(PYTHON) -m venv $(BENCH_VENVS)/faust
+	$(BENCH_VENVS)/faust/bin/pip install -q faust-streaming
+	$(PY) bench/streams/run.py --write docs/benchmarks.md

@@ -6,7 +6,16 @@ import importlib
 
 import pytest
 
-PUBLIC_MODULES = ["quills", "quills.errors", "quills.clock"]
+PUBLIC_MODULES = [
+    "quills",
+    "quills.errors",
+    "quills.clock",
+    "quills.testing",
+    "quills.resilience",
+    "quills.metrics",
+    "quills.streams",
+    "quills.monitor",
+]
 
 
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES)

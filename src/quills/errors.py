@@ -41,6 +41,9 @@ class QuillsError(Exception):
 class RejectedError(QuillsError):
     """A command did not run the call, or gave up on it; ``group``/``command`` name which one."""
 
+    # slots keep creating a rejection cheap: while a circuit is open, every call makes one
+    __slots__ = ("command", "group")
+
     def __init__(self, message: str, *, group: str = "", command: str = "") -> None:
         super().__init__(message)
         self.group = group
@@ -51,20 +54,39 @@ class CircuitOpenError(RejectedError):
     """The circuit breaker is open (or a half-open trial is already running).
 
     ``retry_after`` is the number of seconds until the breaker next lets a trial call through (0.0 when a
-    trial is due or running now).
+    trial is due or running now). With no ``message`` one is written from the other fields when shown
+    (so that raising it stays cheap while a circuit is open and every call is rejected).
     """
 
-    def __init__(self, message: str, *, group: str = "", command: str = "", retry_after: float = 0.0) -> None:
-        super().__init__(message, group=group, command=command)
+    __slots__ = ("retry_after",)
+
+    def __init__(
+        self, message: str = "", *, group: str = "", command: str = "", retry_after: float = 0.0
+    ) -> None:
+        Exception.__init__(self, message) if message else Exception.__init__(self)
+        self.group = group
+        self.command = command
         self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        if self.args:
+            return str(self.args[0])
+        return (
+            f"command {self.group}.{self.command}: circuit is open; short-circuited "
+            f"(retry after {self.retry_after:.3f}s)"
+        )
 
 
 class BulkheadFullError(RejectedError):
     """The command's bulkhead (thread pool, semaphore or asyncio limit) has no free slot."""
 
+    __slots__ = ()
+
 
 class CommandTimeoutError(RejectedError):
     """The call ran longer than ``timeout`` seconds."""
+
+    __slots__ = ("timeout",)
 
     def __init__(self, message: str, *, group: str = "", command: str = "", timeout: float = 0.0) -> None:
         super().__init__(message, group=group, command=command)

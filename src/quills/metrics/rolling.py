@@ -27,6 +27,7 @@ _NS = 1_000_000_000
 _ZEROS = array("I", bytes(4 * histogram.SIZE))
 _S, _F, _T = EventType.SUCCESS, EventType.FAILURE, EventType.TIMEOUT
 _TPR, _SR, _SLOW = EventType.THREAD_POOL_REJECTED, EventType.SEMAPHORE_REJECTED, EventType.SLOW
+_EXECUTED = (_S, _F, _T, EventType.BAD_REQUEST, EventType.CANCELLED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,29 +103,43 @@ class RollingMetrics:
     ) -> None:
         self._now_ns = now_ns
         self._lock = threading.Lock()
-        self._bucket_ns = int(health_interval * _NS)
-        n_buckets = round(window / health_interval)
-        self._ring: deque[list[int]] = deque(maxlen=n_buckets)
-        self._health_total = self._health_errors = self._health_slow = 0
-        # after reset_health: how many of the oldest ring buckets are outside the health window, and how
-        # much of the current bucket was recorded before the reset
-        self._uncounted = 0
-        self._current_offset = (0, 0, 0)
-        self._hist_ns = int(percentile_window / percentile_buckets * _NS)
-        self._hist_ring: deque[tuple[dict[int, int], dict[int, int], dict[int, int]]] = deque(
-            maxlen=percentile_buckets - 1
-        )
         self.on_health = on_health
-        now = now_ns()
-        #: counters of the bucket being filled, indexed by EventType (plus the max-concurrency slot)
-        self.current = [0] * BUCKET_SLOTS
-        #: clock reading at which ``current`` closes; callers call :meth:`rotate` once they pass it
-        self.bucket_end = now + self._bucket_ns
-        self._hist_end = now + self._hist_ns
+        # the dense histograms are made once and only ever zeroed in place, so hot paths may hold them
         #: latencies of calls whose execute and total time are the same (recorded once for both)
         self.hist_both = array("I", _ZEROS)
         self.hist_execute = array("I", _ZEROS)
         self.hist_total = array("I", _ZEROS)
+        self.reconfigure(
+            window=window,
+            health_interval=health_interval,
+            percentile_window=percentile_window,
+            percentile_buckets=percentile_buckets,
+        )
+
+    def reconfigure(
+        self, *, window: float, health_interval: float, percentile_window: float, percentile_buckets: int
+    ) -> None:
+        """Start over with new window sizes (everything recorded so far is dropped)."""
+        with self._lock:
+            self._bucket_ns = int(health_interval * _NS)
+            self._ring: deque[list[int]] = deque(maxlen=round(window / health_interval))
+            self._health_total = self._health_errors = self._health_slow = 0
+            # after reset_health: how many of the oldest ring buckets are outside the health window, and
+            # how much of the current bucket was recorded before the reset
+            self._uncounted = 0
+            self._current_offset = (0, 0, 0)
+            self._hist_ns = int(percentile_window / percentile_buckets * _NS)
+            self._hist_ring: deque[tuple[dict[int, int], dict[int, int], dict[int, int]]] = deque(
+                maxlen=percentile_buckets - 1
+            )
+            now = self._now_ns()
+            #: counters of the bucket being filled, indexed by EventType (plus the max-concurrency slot)
+            self.current = [0] * BUCKET_SLOTS
+            #: clock reading at which ``current`` closes; callers call :meth:`rotate` once they pass it
+            self.bucket_end = now + self._bucket_ns
+            self._hist_end = now + self._hist_ns
+            for dense in (self.hist_both, self.hist_execute, self.hist_total):
+                dense[:] = _ZEROS
 
     def rotate(self, now: int) -> None:
         """Close every bucket that ended before ``now``; thread-safe, cheap when nothing is due."""
@@ -202,6 +217,9 @@ class RollingMetrics:
             totals[MAX_CONCURRENT_SLOT] = max(
                 [self.current[MAX_CONCURRENT_SLOT], *(b[MAX_CONCURRENT_SLOT] for b in self._ring)]
             )
+        # fast paths record the maximum only when calls overlapped; any execution means at least 1
+        if totals[MAX_CONCURRENT_SLOT] == 0 and any(totals[event] for event in _EXECUTED):
+            totals[MAX_CONCURRENT_SLOT] = 1
         return totals
 
     def latency(self) -> LatencyWindow:

@@ -1,64 +1,33 @@
 """The async front door: coroutine functions under an asyncio concurrency limit, cancelled at the deadline.
 
-Deadlines are enforced by a watchdog per command and event loop that scans the calls in flight every
-``tick`` (a twentieth of the timeout, between 1 ms and 50 ms) and cancels the tasks that passed theirs. A call
-therefore costs a dict insert and delete instead of a timer handle, and a timeout fires within one tick of
-its deadline. A cancellation the watchdog did not cause is never turned into a timeout.
+Deadlines are enforced by :mod:`quills.resilience.deadline`, which checks the calls in flight every ``tick``
+(a twentieth of the timeout, between 1 ms and 50 ms) and cancels the tasks that passed theirs. A call
+therefore costs a dict insert and delete instead of a timer handle, and a timeout fires within about one tick
+of its deadline. A cancellation quills did not cause is never turned into a timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from quills.metrics import histogram
-from quills.metrics.events import MAX_CONCURRENT_SLOT, EventType
+from quills.metrics.events import EventType
 from quills.resilience.breaker import Permit
 from quills.resilience.core import CommandCore, Outcome
+from quills.resilience.deadline import Deadlines
 
 __all__ = ("AsyncCommand",)
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_SUCCESS = EventType.SUCCESS
-_SLOW = EventType.SLOW
-_MAXC = MAX_CONCURRENT_SLOT
-_index_of = histogram.index_of
-_current_task = asyncio.current_task
-_running_loop = asyncio.get_running_loop
-
-
-class _Watchdog:
-    """Calls in flight on one loop, by slot number, with their deadlines."""
-
-    __slots__ = ("armed", "entries", "expired", "loop", "name", "now_ns")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, now_ns: Callable[[], int], name: str) -> None:
-        self.loop = loop
-        self.now_ns = now_ns
-        self.name = name
-        self.entries: dict[int, tuple[int, asyncio.Task[Any]]] = {}
-        self.expired: set[int] = set()
-        self.armed = False
-
-    def arm(self, tick: float) -> None:
-        self.armed = True
-        self.loop.call_later(tick, self._scan, tick)
-
-    def _scan(self, tick: float) -> None:
-        now = self.now_ns()
-        for key, (deadline, task) in list(self.entries.items()):
-            if now >= deadline:
-                del self.entries[key]
-                self.expired.add(key)
-                task.cancel(f"quills: command {self.name} timed out")
-        if self.entries:
-            self.loop.call_later(tick, self._scan, tick)
-        else:
-            self.armed = False
+_HIST_SIZE = histogram.SIZE
+_FOREVER = 1 << 62
+_getframe = sys._getframe
 
 
 class AsyncCommand(Generic[P, R]):
@@ -69,7 +38,7 @@ class AsyncCommand(Generic[P, R]):
 
     def __init__(self, core: CommandCore[P, Awaitable[R]]) -> None:
         self.core = core
-        self._watchdog: _Watchdog | None = None
+        self.deadlines = Deadlines(f"{core.group}.{core.name}", core.now_ns, lambda: core.timeout_ns)
         self._fallback_is_async = core.fallback is not None and inspect.iscoroutinefunction(core.fallback)
         self.execute: Callable[P, Awaitable[R]] = self._build_call()
 
@@ -80,69 +49,65 @@ class AsyncCommand(Generic[P, R]):
     def name(self) -> str:
         return self.core.name
 
-    def _watch(self) -> _Watchdog:
-        loop = _running_loop()
-        watchdog = self._watchdog
-        if watchdog is None or watchdog.loop is not loop:
-            watchdog = self._watchdog = _Watchdog(
-                loop, self.core.now_ns, f"{self.core.group}.{self.core.name}"
-            )
-        return watchdog
-
-    def _tick(self) -> float:
-        return min(0.05, max(0.001, self.core.timeout_ns / 20e9))
-
     def _build_call(self) -> Callable[P, Awaitable[R]]:
         core = self.core
         fn = core.fn
         breaker = core.breaker
+        metrics = core.metrics
+        hist_both = metrics.hist_both
+        deadlines = self.deadlines
+        entries = deadlines.entries
         next_acquired = core.acquired.__next__
         next_released = core.release_counter.__next__
         now_ns = core.now_ns
-        forever = 1 << 62
+        forever = _FOREVER
 
         async def call(*args: Any, **kwargs: Any) -> R:
+            # the common case inlined, as in the sync door
             if not breaker.allows_all:
-                return await self._call_slow(args, kwargs, now_ns())
+                now = now_ns()
+                if now < breaker.open_until_ns and core.fallback is None:
+                    raise core.short_circuited(now)
+                return await self._call_slow(args, kwargs, now)
             taken = next_acquired()
             released = core.released
             if taken - released >= core.limit:
-                core.released = next_released() + 1
+                core.released = next_released()
                 return await self._call_slow(args, kwargs, now_ns(), rejected=True)
             start = now_ns()
-            timeout_ns = core.timeout_ns
-            watchdog = None
-            if timeout_ns < forever:
-                watchdog = self._watchdog
-                if watchdog is None or watchdog.loop is not _running_loop():
-                    watchdog = self._watch()
-                watchdog.entries[taken] = (start + timeout_ns, _current_task())  # type: ignore[assignment]
-                if not watchdog.armed:
-                    watchdog.arm(self._tick())
+            timed = core.timeout_ns < forever
+            if timed:
+                entries[taken] = _getframe()
             try:
                 value = await fn(*args, **kwargs)
             except BaseException as exc:
                 end = now_ns()
-                core.released = next_released() + 1
-                return await self._after_error(
-                    exc, args, kwargs, Permit.NORMAL, start, start, end, taken, watchdog
-                )
+                core.released = next_released()
+                return await self._after_error(exc, args, kwargs, Permit.NORMAL, start, start, end, taken)
             end = now_ns()
-            core.released = next_released() + 1
-            if watchdog is not None and watchdog.entries.pop(taken, None) is None:
-                return await self._timed_out(args, kwargs, Permit.NORMAL, start, end, taken, watchdog)
+            core.released = next_released()
+            if timed and entries.pop(taken, None) is None:
+                return await self._timed_out(args, kwargs, Permit.NORMAL, start, end, taken)
             duration = end - start
-            metrics = core.metrics
+            if duration >= core.attention_ns:
+                core.note_concurrency(taken - released + 1, end)
+                core.settle_success(Permit.NORMAL, start, start, end, end, may_be_late=False)
+                return value  # type: ignore[no-any-return]
             if end >= metrics.bucket_end:
                 metrics.rotate(end)
             bucket = metrics.current
-            bucket[_SUCCESS] += 1
-            active = taken - released + 1
-            if active > bucket[_MAXC]:
-                bucket[_MAXC] = active
-            if duration >= core.slow_ns:
-                bucket[_SLOW] += 1
-            metrics.hist_both[_index_of(duration >> 10)] += 1
+            bucket[1] += 1  # EventType.SUCCESS
+            if taken != released:  # others ran alongside (a lone call's 1 is implied by any execution)
+                active = taken - released + 1
+                if active > bucket[20]:  # MAX_CONCURRENT_SLOT
+                    bucket[20] = active
+            ticks = duration >> 10  # histogram.index_of, inlined
+            if ticks < 128:
+                hist_both[ticks] += 1
+            else:
+                shift = ticks.bit_length() - 7
+                index = (shift << 6) + (ticks >> shift)
+                hist_both[index if index < _HIST_SIZE else _HIST_SIZE - 1] += 1
             return value  # type: ignore[no-any-return]
 
         return call
@@ -166,25 +131,20 @@ class AsyncCommand(Generic[P, R]):
             error = core.reject(EventType.SEMAPHORE_REJECTED, permit, start)
             return await self._fallback(EventType.SEMAPHORE_REJECTED, error, args, kwargs, start)
         active = taken - core.released + 1
-        watchdog = None
         exec_start = core.now_ns()
-        if core.timeout_ns < 1 << 62:
-            watchdog = self._watch()
-            task = _current_task()
-            assert task is not None
-            watchdog.entries[taken] = (exec_start + core.timeout_ns, task)
-            if not watchdog.armed:
-                watchdog.arm(self._tick())
+        timed = core.timeout_ns < _FOREVER
+        if timed:
+            self.deadlines.entries[taken] = _getframe()
         try:
             value = await core.fn(*args, **kwargs)
         except BaseException as exc:
             end = core.now_ns()
             core.release()
-            return await self._after_error(exc, args, kwargs, permit, start, exec_start, end, taken, watchdog)
+            return await self._after_error(exc, args, kwargs, permit, start, exec_start, end, taken)
         end = core.now_ns()
         core.release()
-        if watchdog is not None and watchdog.entries.pop(taken, None) is None:
-            return await self._timed_out(args, kwargs, permit, start, end, taken, watchdog)
+        if timed and self.deadlines.entries.pop(taken, None) is None:
+            return await self._timed_out(args, kwargs, permit, start, end, taken)
         core.note_concurrency(active, end)
         core.settle_success(permit, start, exec_start, end, end, may_be_late=False)
         return value  # type: ignore[no-any-return]
@@ -197,11 +157,10 @@ class AsyncCommand(Generic[P, R]):
         start: int,
         end: int,
         taken: int,
-        watchdog: _Watchdog,
     ) -> R:
-        # the watchdog cancelled this task for us: take that cancellation back and report a timeout
-        watchdog.expired.discard(taken)
-        task = _current_task()
+        # the deadline thread cancelled this task for us: take that cancellation back, report a timeout
+        self.deadlines.expired.discard(taken)
+        task = asyncio.current_task()
         if task is not None:
             task.uncancel()
         error = self.core.reject(EventType.TIMEOUT, permit, end)
@@ -217,11 +176,12 @@ class AsyncCommand(Generic[P, R]):
         exec_start: int,
         end: int,
         taken: int,
-        watchdog: _Watchdog | None,
     ) -> R:
-        if watchdog is not None and watchdog.entries.pop(taken, None) is None:
-            # the watchdog fired: the CancelledError is ours (or the call failed as it landed): a timeout
-            return await self._timed_out(args, kwargs, permit, start, end, taken, watchdog)
+        if taken in self.deadlines.expired or (
+            self.core.timeout_ns < _FOREVER and self.deadlines.entries.pop(taken, None) is None
+        ):
+            # the deadline passed: the CancelledError is ours (or the call failed as it landed): a timeout
+            return await self._timed_out(args, kwargs, permit, start, end, taken)
         outcome = self.core.settle_error(exc, permit, start, exec_start, end)
         if outcome == Outcome.FAILURE:
             return await self._fallback(EventType.FAILURE, exc, args, kwargs, start)

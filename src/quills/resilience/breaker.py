@@ -126,6 +126,7 @@ class CircuitBreaker:
         "_trials",
         "allows_all",
         "count_window",
+        "open_until_ns",
     )
 
     def __init__(
@@ -148,6 +149,9 @@ class CircuitBreaker:
         self._open_ns = int(options.sleep_window * _NS)
         self.count_window: CountWindow | None = None
         self.allows_all = True
+        #: calls before this clock reading are certainly short-circuited (0 when none are): lets front
+        #: doors reject without taking the lock
+        self.open_until_ns = 0
         self.configure(options)
 
     @property
@@ -287,10 +291,10 @@ class CircuitBreaker:
         # caller holds the lock
         if self._state is CircuitState.HALF_OPEN:
             self._openings += 1
-        self._set(CircuitState.OPEN)
         self._opened_at = now
         self._trials = self._successes = 0
         self._open_ns = self._grown_open_ns()
+        self._set(CircuitState.OPEN)
 
     def _grown_open_ns(self) -> int:
         options = self._options
@@ -303,6 +307,12 @@ class CircuitBreaker:
         self.allows_all = state in (CircuitState.FORCED_CLOSED, CircuitState.DISABLED) or (
             state is CircuitState.CLOSED and self.count_window is None
         )
+        if state is CircuitState.FORCED_OPEN:
+            self.open_until_ns = 1 << 62
+        elif state is CircuitState.OPEN:
+            self.open_until_ns = self._opened_at + self._open_ns
+        else:
+            self.open_until_ns = 0
 
     def _notify(self, old: CircuitState, new: CircuitState, reason: str, open_for: float = 0.0) -> None:
         if self._on_transition is not None:

@@ -40,6 +40,19 @@ _FOREVER = 1 << 62
 PERCENTILES = (0.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 100.0)
 _TICK_NS = 1024  # histograms count in units of 1024 ns (a shift instead of a division on the hot path)
 
+# plain ints: an IntEnum member lookup goes through the enum metaclass and costs more than a whole bucket
+# increment, so the recording paths index with these
+_SUCCESS = int(EventType.SUCCESS)
+_TIMEOUT = int(EventType.TIMEOUT)
+_SLOW = int(EventType.SLOW)
+_SHORT_CIRCUITED = int(EventType.SHORT_CIRCUITED)
+_FALLBACK_MISSING = int(EventType.FALLBACK_MISSING)
+_FALLBACK_SUCCESS = int(EventType.FALLBACK_SUCCESS)
+_FALLBACK_FAILURE = int(EventType.FALLBACK_FAILURE)
+_FALLBACK_REJECTION = int(EventType.FALLBACK_REJECTION)
+_EXCEPTION_THROWN = int(EventType.EXCEPTION_THROWN)
+_BAD_REQUEST = int(EventType.BAD_REQUEST)
+
 
 class Outcome:
     """How a finished call is classified (a few ints, compared by identity on the slow path)."""
@@ -106,7 +119,8 @@ class CommandCore(Generic[P, R]):
         self.publisher = publisher
         # bulkhead counters: executions started and finished (itertools.count is atomic under the GIL)
         self.acquired = itertools.count()
-        self.release_counter = itertools.count()
+        # counts from 1 so that ``released = next(release_counter)`` is the number given back so far
+        self.release_counter = itertools.count(1)
         self.released = 0
         self.fallback_acquired = itertools.count()
         self.fallback_release_counter = itertools.count()
@@ -117,7 +131,7 @@ class CommandCore(Generic[P, R]):
         self.options = options
         self.metrics = self._new_metrics(options)
         self.limit = self.fallback_limit = 0
-        self.timeout_ns = self.slow_ns = _FOREVER
+        self.timeout_ns = self.slow_ns = self.attention_ns = _FOREVER
         self._apply(options)
 
     # -- options -------------------------------------------------------------------------------------
@@ -137,6 +151,8 @@ class CommandCore(Generic[P, R]):
         self.timeout_ns = _FOREVER if options.timeout is None else int(options.timeout * 1e9)
         slow = options.breaker.slow_call_duration
         self.slow_ns = _FOREVER if slow is None else int(slow * 1e9)
+        # one comparison on the hot path: a call this long is either late or slow and takes the slow path
+        self.attention_ns = min(self.timeout_ns + 1, self.slow_ns)
         self.bad_request: tuple[type[BaseException], ...] = (BadRequest, *options.bad_request)
         self.ignore = options.ignore
 
@@ -153,7 +169,12 @@ class CommandCore(Generic[P, R]):
         new = replace(self.options, **changes)
         windows = ("metrics_window", "health_interval", "percentile_window", "percentile_buckets")
         if any(getattr(new, key) != getattr(self.options, key) for key in windows):
-            self.metrics = self._new_metrics(new)
+            self.metrics.reconfigure(
+                window=new.metrics_window,
+                health_interval=new.health_interval,
+                percentile_window=new.percentile_window,
+                percentile_buckets=new.percentile_buckets,
+            )
         self.breaker.configure(new.breaker)
         self._apply(new)
         self.options = new
@@ -186,7 +207,7 @@ class CommandCore(Generic[P, R]):
 
     def release(self) -> None:
         """Give back an execution slot."""
-        self.released = next(self.release_counter) + 1
+        self.released = next(self.release_counter)
 
     def classify(self, exc: BaseException) -> int:
         """How an exception raised by the user's function counts."""
@@ -210,10 +231,10 @@ class CommandCore(Generic[P, R]):
         """
         duration = end - exec_start
         late = may_be_late and duration > self.timeout_ns
-        self.record(EventType.TIMEOUT if late else EventType.SUCCESS, now)
+        self.record(_TIMEOUT if late else _SUCCESS, now)
         slow = duration >= self.slow_ns
         if slow:
-            self.record(EventType.SLOW, now)
+            self.record(_SLOW, now)
         self.record_latency(duration, now - start)
         if self.breaker.count_window is not None:
             self.breaker.record((CountWindow.ERROR if late else 0) | (CountWindow.SLOW if slow else 0))
@@ -222,7 +243,7 @@ class CommandCore(Generic[P, R]):
                 self.breaker.trial_failed()
             else:
                 self.breaker.trial_succeeded()
-        return EventType.TIMEOUT if late else EventType.SUCCESS
+        return _TIMEOUT if late else _SUCCESS
 
     def settle_error(self, exc: BaseException, permit: Permit, start: int, exec_start: int, end: int) -> int:
         """Count a call that raised; returns its :class:`Outcome` (FAILURE means: go to the fallback)."""
@@ -234,7 +255,7 @@ class CommandCore(Generic[P, R]):
             return outcome
         self.record_latency(end - exec_start, now - start)
         if outcome == Outcome.IGNORED:
-            self.record(EventType.SUCCESS, now)
+            self.record(_SUCCESS, now)
             if self.breaker.count_window is not None:
                 self.breaker.record(0)
             if permit is Permit.TRIAL:
@@ -242,7 +263,7 @@ class CommandCore(Generic[P, R]):
             return outcome
         self.record(outcome, now)
         if outcome == Outcome.BAD_REQUEST:
-            self.record(EventType.EXCEPTION_THROWN, now)
+            self.record(_EXCEPTION_THROWN, now)
         elif outcome == Outcome.FAILURE and self.breaker.count_window is not None:
             self.breaker.record(CountWindow.ERROR)
         if permit is Permit.TRIAL:
@@ -265,13 +286,8 @@ class CommandCore(Generic[P, R]):
         """The error a rejection raises (when there is no fallback) or chains to the fallback's error."""
         label = f"command {self.group}.{self.name}"
         if event is EventType.SHORT_CIRCUITED:
-            retry_after = self.breaker.retry_after(now)
             error: RejectedError = CircuitOpenError(
-                f"{label}: circuit is {self.breaker.state.value}; short-circuited (retry after "
-                f"{retry_after:.3f}s)",
-                group=self.group,
-                command=self.name,
-                retry_after=retry_after,
+                "", group=self.group, command=self.name, retry_after=self.breaker.retry_after(now)
             )
         elif event is EventType.TIMEOUT:
             timeout = self.options.timeout or 0.0
@@ -285,12 +301,35 @@ class CommandCore(Generic[P, R]):
             )
         return error
 
+    def short_circuited(self, now: int) -> CircuitOpenError:
+        """Count a short-circuit with no fallback in one go and return the error to raise (hot-ish path:
+        while a circuit is open this is every call)."""
+        metrics = self.metrics
+        if now >= metrics.bucket_end:
+            metrics.rotate(now)
+        bucket = metrics.current
+        bucket[_SHORT_CIRCUITED] += 1
+        bucket[_FALLBACK_MISSING] += 1
+        bucket[_EXCEPTION_THROWN] += 1
+        metrics.hist_total[0] += 1
+        if self.publisher.has_listeners:
+            self.publisher.publish(
+                CallRejected(self.group, self.name, self.clock.wall_ms(), EventType.SHORT_CIRCUITED)
+            )
+        # built without running __init__ (a third of the cost of a rejection); __str__ writes the message
+        error = _new_error(CircuitOpenError)
+        error.group = self.group
+        error.command = self.name
+        until = self.breaker.open_until_ns
+        error.retry_after = (until - now) / 1e9 if until < _FOREVER else 0.0
+        return error
+
     # -- fallback bookkeeping (the call itself is made by the front door: sync or awaited) ----------
     def fallback_missing(self, cause: BaseException, start: int) -> NoReturn:
         """No fallback: count it and raise the cause (the user's own exception, unchanged)."""
         now = self.now_ns()
-        self.record(EventType.FALLBACK_MISSING, now)
-        self.record(EventType.EXCEPTION_THROWN, now)
+        self.record(_FALLBACK_MISSING, now)
+        self.record(_EXCEPTION_THROWN, now)
         self.record_latency(None, now - start)
         raise cause
 
@@ -300,8 +339,8 @@ class CommandCore(Generic[P, R]):
         if taken - self.fallback_released >= self.fallback_limit:
             self.fallback_released = next(self.fallback_release_counter) + 1
             now = self.now_ns()
-            self.record(EventType.FALLBACK_REJECTION, now)
-            self.record(EventType.EXCEPTION_THROWN, now)
+            self.record(_FALLBACK_REJECTION, now)
+            self.record(_EXCEPTION_THROWN, now)
             self.record_latency(None, now - start)
             raise BulkheadFullError(
                 f"command {self.group}.{self.name}: fallback concurrency limit "
@@ -316,9 +355,9 @@ class CommandCore(Generic[P, R]):
         if error is not None and isinstance(error, _NEVER_COUNTED):
             return
         now = self.now_ns()
-        self.record(EventType.FALLBACK_SUCCESS if error is None else EventType.FALLBACK_FAILURE, now)
+        self.record(_FALLBACK_SUCCESS if error is None else _FALLBACK_FAILURE, now)
         if error is not None:
-            self.record(EventType.EXCEPTION_THROWN, now)
+            self.record(_EXCEPTION_THROWN, now)
         self.record_latency(None, now - start)
         if self.publisher.has_listeners:
             self.publisher.publish(
@@ -372,6 +411,9 @@ class CommandCore(Generic[P, R]):
 
     def _on_close(self) -> None:
         self.metrics.reset_health()
+
+
+_new_error = BaseException.__new__
 
 
 def _latency(counts: list[int]) -> LatencySnapshot:

@@ -84,7 +84,8 @@ def command(
 
     Args:
         group: the dependency (dashboard group and, by default, the thread pool's name).
-        name: the command key, unique in the registry. Default: the function's qualified name.
+        name: the command key, unique in the registry. Default: the function's qualified name
+            (``"Class.method"``, or just ``"f"`` for a function defined inside another).
         timeout: seconds, 0.000001..86400, or None. Default 1.0.
         isolation: ``"thread"`` (default for plain functions), ``"semaphore"``, or ``"async"`` (default and
             only choice for coroutine functions).
@@ -111,7 +112,8 @@ def command(
         is_async = inspect.iscoroutinefunction(fn)
         options = CommandOptions(
             group=group,
-            name=name or fn.__qualname__,
+            # methods keep "Class.method"; a function defined inside another is named by itself
+            name=name or fn.__qualname__.rsplit("<locals>.", 1)[-1],
             timeout=timeout,
             isolation=isolation or ("async" if is_async else "thread"),
             max_concurrent=max_concurrent,

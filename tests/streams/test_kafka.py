@@ -1,0 +1,189 @@
+"""The Kafka backend against a real Kafka-protocol broker (tansu, started by the tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Install, events, group_crash_scenario, rss_growth_scenario, unique
+
+from quills.errors import PublishError
+from quills.streams import (
+    Batch,
+    ConsumerOptions,
+    DeadLetter,
+    KafkaBackbone,
+    StartFrom,
+    Topic,
+    connect,
+)
+
+
+async def consume_ids(url: str, topic: Topic[Install], n: int, options: ConsumerOptions) -> list[Install]:
+    backbone = await connect(url)
+    got: list[Install] = []
+
+    def handle(batch: Batch[Install]) -> None:
+        got.extend(batch.messages)
+        if len(got) >= n:
+            consumer.stop()
+
+    consumer = backbone.consumer(topic, handle, options)
+    await asyncio.wait_for(consumer.run(handle_signals=False), 60)
+    await backbone.close()
+    return got
+
+
+def test_published_messages_are_consumed_once_each_in_per_key_order(kafka_url: str) -> None:
+    async def scenario() -> list[Install]:
+        backbone = await connect(kafka_url)
+        assert isinstance(backbone, KafkaBackbone)
+        topic = Topic(unique("orders"), Install)
+        await backbone.ensure_topic(topic.wire_name, partitions=4)
+        assert await backbone.publish_many(topic, events(0, 20_000), key=lambda e: e.app_id) == 20_000
+        await backbone.close()
+        return await consume_ids(
+            kafka_url, topic, 20_000, ConsumerOptions(group=unique("g"), session_timeout=2)
+        )
+
+    got = asyncio.run(scenario())
+    assert sorted(e.id for e in got) == list(range(20_000))
+    last: dict[str, int] = {}
+    for e in got:
+        assert e.id > last.get(e.app_id, -1), f"{e.app_id}: {e.id} after {last[e.app_id]}"
+        last[e.app_id] = e.id
+
+
+def test_poison_messages_go_to_the_dlq_with_reason_and_the_rest_is_processed(kafka_url: str) -> None:
+    async def scenario() -> tuple[list[Install], list[DeadLetter]]:
+        backbone = await connect(kafka_url)
+        topic = Topic(unique("poison"), Install)
+        await backbone.ensure_topic(topic.wire_name, partitions=1)
+        await backbone.publish_many(topic, events(0, 100))
+        await backbone.publish_raw(topic.wire_name, [b"not json", b'{"id": "seven", "app_id": "a"}'])
+        await backbone.publish_many(topic, events(100, 200))
+        got = await consume_ids(kafka_url, topic, 200, ConsumerOptions(group=unique("g"), session_timeout=2))
+        dlq_topic = Topic(topic.dlq_name, DeadLetter)
+        dead = await consume_ids_raw(backbone, dlq_topic, 2)
+        await backbone.close()
+        return got, dead
+
+    got, dead = asyncio.run(scenario())
+    assert sorted(e.id for e in got) == list(range(200))
+    assert [d.payload for d in dead] == [b"not json", b'{"id": "seven", "app_id": "a"}']
+    assert [d.offset for d in dead] == [100, 101]
+    assert "Expected `int`, got `str` - at `$.id`" in dead[1].reason
+    assert all(d.topic.startswith("poison-") and d.partition == 0 for d in dead)
+
+
+async def consume_ids_raw(backbone: object, topic: Topic[DeadLetter], n: int) -> list[DeadLetter]:
+    got: list[DeadLetter] = []
+    url = getattr(backbone, "url", "")
+    bb = await connect(url)
+
+    def handle(batch: Batch[DeadLetter]) -> None:
+        got.extend(batch.messages)
+        if len(got) >= n:
+            consumer.stop()
+
+    consumer = bb.consumer(
+        topic, handle, ConsumerOptions(group=unique("g"), session_timeout=2, dead_letter=False)
+    )
+    await asyncio.wait_for(consumer.run(handle_signals=False), 60)
+    await bb.close()
+    return got
+
+
+def test_replay_from_an_offset_and_from_a_time(kafka_url: str) -> None:
+    async def scenario() -> tuple[list[Install], list[Install]]:
+        backbone = await connect(kafka_url)
+        topic = Topic(unique("replay"), Install)
+        await backbone.ensure_topic(topic.wire_name, partitions=1)
+        await backbone.publish_many(topic, events(0, 50))
+        await asyncio.sleep(0.05)
+        middle = time.time()
+        await asyncio.sleep(0.05)
+        await backbone.publish_many(topic, events(50, 80))
+        await backbone.close()
+        by_offset = await consume_ids(
+            kafka_url,
+            topic,
+            40,
+            ConsumerOptions(group=unique("g"), session_timeout=2, start=StartFrom.offset(40)),
+        )
+        by_time = await consume_ids(
+            kafka_url,
+            topic,
+            30,
+            ConsumerOptions(group=unique("g"), session_timeout=2, start=StartFrom.time(middle)),
+        )
+        return by_offset, by_time
+
+    by_offset, by_time = asyncio.run(scenario())
+    assert [e.id for e in by_offset][:40] == list(range(40, 80))
+    assert [e.id for e in by_time][:30] == list(range(50, 80))
+
+
+def test_publish_to_an_unreachable_broker_raises_publish_error() -> None:
+    async def scenario() -> None:
+        backbone = KafkaBackbone("127.0.0.1:1", producer_config={"message.timeout.ms": 1500})
+        with pytest.raises(PublishError, match="not acknowledged"):
+            await backbone.publish_many(Topic("nowhere", Install), events(0, 10))
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.timeout(300)
+def test_two_processes_in_a_group_with_one_killed_and_restarted_count_exactly_once(
+    kafka_url: str, pg_dsn: str, tmp_path: Path
+) -> None:
+    n = 150_000
+    topic = unique("installs")
+
+    async def produce() -> None:
+        backbone = await connect(kafka_url)
+        await backbone.ensure_topic(topic, partitions=4)
+        for start in range(0, n, 50_000):
+            await backbone.publish_many(
+                Topic(topic, Install), events(start, start + 50_000), key=lambda e: e.app_id
+            )
+        await backbone.close()
+
+    asyncio.run(produce())
+    group_crash_scenario(kafka_url, topic, n, pg_dsn, tmp_path, batch=2_000, delay=0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_at_scale_a_million_events_with_a_consumer_killed_and_restarted_count_exactly_once(
+    kafka_url: str, pg_dsn: str, tmp_path: Path
+) -> None:
+    n = 1_000_000
+    topic = unique("installs")
+    asyncio.run(produce(kafka_url, topic, n))
+    group_crash_scenario(kafka_url, topic, n, pg_dsn, tmp_path, batch=5_000, delay=0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_at_scale_consumer_rss_grows_less_than_50_mb_over_ten_million_events(
+    kafka_url: str, tmp_path: Path
+) -> None:
+    n = 10_000_000
+    topic = unique("rss")
+    asyncio.run(produce(kafka_url, topic, n))
+    warm, peak, rate = rss_growth_scenario(kafka_url, topic, n, tmp_path)
+    print(f"kafka 10M: RSS after warm-up {warm:.1f} MB, peak {peak:.1f} MB, {rate:,.0f} events/s")
+    assert peak - warm < 50, f"RSS grew {peak - warm:.1f} MB (from {warm:.1f} to {peak:.1f})"
+
+
+async def produce(url: str, topic: str, n: int) -> None:
+    backbone = await connect(url)
+    await backbone.ensure_topic(topic, partitions=4)
+    for start in range(0, n, 100_000):
+        await backbone.publish_many(
+            Topic(topic, Install), events(start, min(n, start + 100_000)), key=lambda e: e.app_id
+        )
+    await backbone.close()

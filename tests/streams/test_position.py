@@ -1,0 +1,48 @@
+"""Claims: the compare-and-set rules that make a sink store each message once."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from quills.streams import KafkaClaim, NatsClaim, StaleClaimError
+from quills.streams.position import merge_ranges, ranges_of
+
+
+def test_kafka_claim_advances_only_from_the_expected_offset() -> None:
+    claim = KafkaClaim("t", {0: (None, 10), 3: (5, 9)})
+    assert claim.advance({"t/3": "5"}) == {"t/0": "10", "t/3": "9"}
+    with pytest.raises(StaleClaimError, match="t/3"):
+        claim.advance({"t/3": "7"})
+    with pytest.raises(StaleClaimError, match="t/0"):
+        claim.advance({"t/0": "0", "t/3": "5"})
+
+
+def test_nats_claim_refuses_sequences_already_stored_and_merges_the_rest() -> None:
+    claim = NatsClaim("S", [5, 6, 7, 9])
+    assert claim.advance({"S": "[[1,4]]"}) == {"S": "[[1,7],[9,9]]"}
+    with pytest.raises(StaleClaimError, match="7-7"):
+        claim.advance({"S": "[[7,8]]"})
+
+
+def test_nats_claim_finds_and_drops_messages_already_stored() -> None:
+    claim = NatsClaim("S", [3, 10, 4, 20])
+    assert claim.done({"S": "[[1,4],[15,30]]"}) == [0, 2, 3]
+    rest = claim.without([0, 2, 3])
+    assert rest.seqs == [10]
+    assert rest.advance({"S": "[[1,4],[15,30]]"}) == {"S": "[[1,4],[10,10],[15,30]]"}
+
+
+@given(st.lists(st.tuples(st.integers(0, 200), st.integers(0, 20))))
+def test_merged_ranges_cover_exactly_the_union_and_are_disjoint(spans: list[tuple[int, int]]) -> None:
+    ranges = [(a, a + n) for a, n in spans]
+    merged = merge_ranges(ranges)
+    covered = {x for a, b in ranges for x in range(a, b + 1)}
+    assert {x for a, b in merged for x in range(a, b + 1)} == covered
+    assert all(merged[i][1] + 1 < merged[i + 1][0] for i in range(len(merged) - 1))
+
+
+@given(st.sets(st.integers(1, 500)))
+def test_ranges_of_sequences_round_trip(seqs: set[int]) -> None:
+    assert {x for a, b in ranges_of(sorted(seqs)) for x in range(a, b + 1)} == seqs
