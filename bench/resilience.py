@@ -385,6 +385,14 @@ def verdicts(result: dict[str, Any]) -> list[str]:
             f"Thread isolation adds {thread['added_p50_ns'] / 1e3:.1f} us at the median and "
             f"{thread['added_p99_ns'] / 1e3:.1f} us at p99 per call (a hand-off to a worker and back)."
         )
+    open_thread = cost.get('quills isolation="thread", circuit open (raise + catch)')
+    open_semaphore = cost.get('quills isolation="semaphore", circuit open (raise + catch)')
+    if open_thread is not None and open_semaphore is not None:
+        out.append(
+            "Open rejection by isolation (per call, raise + catch): thread "
+            f"{open_thread['p50_ns']:,.0f} ns p50 / {open_thread['p99_ns']:,.0f} ns p99, semaphore "
+            f"{open_semaphore['p50_ns']:,.0f} / {open_semaphore['p99_ns']:,.0f} ns."
+        )
     for setup, ratio in result["hung"]["degradation"].items():
         each = ", ".join(f"{r:.2f}" for r in result["hung"]["p99_ratios"][setup])
         if setup.startswith("quills"):
