@@ -237,7 +237,14 @@ def render(result: dict[str, Any], command: str) -> str:
     if notes:
         lines += ["", "Notes: " + "; ".join(notes) + "."]
 
-    lines += ["", "### Flat over a long run", ""]
+    lines += [
+        "",
+        "### Flat over a long run",
+        "",
+        "One continuous run per path, in consecutive chunks; a chunk's figure is the median of its "
+        f"{_overhead.SLICES} slices (ns/call over a bare call, thread CPU time).",
+        "",
+    ]
     rows = []
     for f in result["flatness"]:
         n = f["chunk"] * len(f["chunks"])
@@ -317,7 +324,9 @@ def render(result: dict[str, Any], command: str) -> str:
         f"calls/s to another dependency (timeout {work['other_timeout']:g} s), open loop. baseline: the "
         "other dependency is healthy too; hung: it blocks forever (released after the phase). quills: "
         f"default thread isolation, one pool of {work['pool_size']} per dependency; shared: one "
-        f"ThreadPoolExecutor({2 * work['pool_size']}) and `submit().result(timeout)`.",
+        f"ThreadPoolExecutor({2 * work['pool_size']}) and `submit().result(timeout)`. The tail of a 1 ms "
+        "sleep moves with what other processes do, so each repeat compares a baseline and a hung phase run "
+        "back to back and the verdict takes the median of those ratios.",
         "",
     ]
     rows = [
