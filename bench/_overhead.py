@@ -14,6 +14,7 @@ import gc
 import random
 import statistics
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -178,6 +179,8 @@ class Flatness:
     label: str
     chunk: int
     chunks: list[float]
+    #: bytes still allocated per call after 10,000 more calls at the end of the run (tracemalloc)
+    kept_bytes_per_call: float = 0.0
 
     @property
     def first(self) -> float:
@@ -206,16 +209,32 @@ def _chunks(time_slice: Callable[[int], float], bare: float, total: int, chunk: 
     return [statistics.median(time_slice(size) for _ in range(SLICES)) - bare for _ in range(total // chunk)]
 
 
+KEPT_CALLS = 10_000
+
+
+def _kept(run: Callable[[int], object]) -> float:
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    run(KEPT_CALLS)
+    gc.collect()
+    kept = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    return kept / KEPT_CALLS
+
+
 def flat_sync(label: str, call: Callable[[], Any], *, total: int, chunk: int) -> Flatness:
     bare = _bare_sync(chunk)
-    return Flatness(label, chunk, _chunks(lambda n: _loop_sync(call, n), bare, total, chunk))
+    chunks = _chunks(lambda n: _loop_sync(call, n), bare, total, chunk)
+    return Flatness(label, chunk, chunks, _kept(lambda n: _loop_sync(call, n)))
 
 
 def flat_open(label: str, target: OpenTarget, *, total: int, chunk: int) -> Flatness:
     bare = _bare_sync(chunk)
     chunks = _chunks(lambda n: _loop_open(target.call, target.error, n), bare, total, chunk)
+    kept = _kept(lambda n: _loop_open(target.call, target.error, n))
     _checked(target, label)
-    return Flatness(label, chunk, chunks)
+    return Flatness(label, chunk, chunks, kept)
 
 
 def flat_async(
@@ -229,6 +248,13 @@ def flat_async(
         for _ in range(total // chunk):
             slices = [await _loop_async(call, size) for _ in range(SLICES)]
             chunks.append(statistics.median(slices) - bare)
-        return Flatness(label, chunk, chunks)
+        gc.collect()
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        await _loop_async(call, KEPT_CALLS)
+        gc.collect()
+        kept = (tracemalloc.get_traced_memory()[0] - base) / KEPT_CALLS
+        tracemalloc.stop()
+        return Flatness(label, chunk, chunks, kept)
 
     return asyncio.run(run())

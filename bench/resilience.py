@@ -242,7 +242,9 @@ def render(result: dict[str, Any], command: str) -> str:
         "### Flat over a long run",
         "",
         "One continuous run per path, in consecutive chunks; a chunk's figure is the median of its "
-        f"{_overhead.SLICES} slices (ns/call over a bare call, thread CPU time).",
+        f"{_overhead.SLICES} slices (ns/call over a bare call, thread CPU time). Bytes kept per call: "
+        f"memory still allocated after {_overhead.KEPT_CALLS:,} more calls at the end of the run "
+        "(tracemalloc, after a full collection).",
         "",
     ]
     rows = []
@@ -256,6 +258,7 @@ def render(result: dict[str, Any], command: str) -> str:
                 _ns(f["chunks"][-1]),
                 _ns(max(f["chunks"])),
                 f"{f['growth']:.2f}",
+                f"{f['kept_bytes_per_call']:,.0f}",
             ]
         )
     chunk = result["flatness"][0]["chunk"]
@@ -268,6 +271,7 @@ def render(result: dict[str, Any], command: str) -> str:
                 f"last {chunk:,} (ns)",
                 "worst chunk (ns)",
                 "last/first",
+                "bytes kept per call",
             ],
             rows,
         )
