@@ -50,15 +50,32 @@ def thread_cost(*, calls: int, block: int = 500) -> list[Latency]:
     semaphore = quills.command(group="cost", name="semaphore", isolation="semaphore", registry=registry)(_ok)
     thread = quills.command(group="cost", name="thread", isolation="thread", registry=registry)(_ok)
     executor = ThreadPoolExecutor(max_workers=10)
+    open_semaphore = quills.command(
+        group="cost", name="open-semaphore", isolation="semaphore", registry=registry
+    )(_ok)
+    open_thread = quills.command(group="cost", name="open-thread", isolation="thread", registry=registry)(_ok)
+    registry.configure("open-semaphore", breaker_force_open=True)
+    registry.configure("open-thread", breaker_force_open=True)
 
     def via_executor() -> int:
         return executor.submit(_ok).result()
+
+    def rejected(call: Callable[[], Any]) -> Callable[[], Any]:
+        def reject() -> None:
+            try:
+                call()
+            except quills.CircuitOpenError:
+                pass
+
+        return reject
 
     cases: dict[str, Callable[[], Any]] = {
         "bare call": _ok,
         'quills isolation="semaphore"': semaphore,
         'quills isolation="thread"': thread,
         "ThreadPoolExecutor.submit().result()": via_executor,
+        'quills isolation="semaphore", circuit open (raise + catch)': rejected(open_semaphore),
+        'quills isolation="thread", circuit open (raise + catch)': rejected(open_thread),
     }
     samples: dict[str, list[float]] = {label: [] for label in cases}
     for call in cases.values():  # warm up: start the workers

@@ -14,6 +14,7 @@ import gc
 import random
 import statistics
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,11 +174,13 @@ async def _async_round(
 # -- flatness over a long run -----------------------------------------------------------------------
 @dataclass(frozen=True)
 class Flatness:
-    """ns/call over a bare call in each consecutive chunk of one long run."""
+    """ns/call over a bare call in each consecutive chunk of one long run (median of its slices)."""
 
     label: str
     chunk: int
     chunks: list[float]
+    #: bytes still allocated per call after 10,000 more calls at the end of the run (tracemalloc)
+    kept_bytes_per_call: float = 0.0
 
     @property
     def first(self) -> float:
@@ -192,28 +195,66 @@ class Flatness:
         return self.last / self.first if self.first > 0 else float("nan")
 
 
+#: each chunk is timed as this many consecutive slices; the chunk's figure is the median slice, so a
+#: burst of load from another process during one slice does not pass for growth
+SLICES = 10
+
+
 def _bare_sync(chunk: int) -> float:
-    return statistics.median(_loop_sync(ok, chunk) for _ in range(3))
+    return statistics.median(_loop_sync(ok, chunk // SLICES) for _ in range(3 * SLICES))
+
+
+def _chunks(time_slice: Callable[[int], float], bare: float, total: int, chunk: int) -> list[float]:
+    size = chunk // SLICES
+    return [statistics.median(time_slice(size) for _ in range(SLICES)) - bare for _ in range(total // chunk)]
+
+
+KEPT_CALLS = 10_000
+
+
+def _kept(run: Callable[[int], object]) -> float:
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    run(KEPT_CALLS)
+    gc.collect()
+    kept = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    return kept / KEPT_CALLS
 
 
 def flat_sync(label: str, call: Callable[[], Any], *, total: int, chunk: int) -> Flatness:
     bare = _bare_sync(chunk)
-    return Flatness(label, chunk, [_loop_sync(call, chunk) - bare for _ in range(total // chunk)])
+    chunks = _chunks(lambda n: _loop_sync(call, n), bare, total, chunk)
+    return Flatness(label, chunk, chunks, _kept(lambda n: _loop_sync(call, n)))
 
 
 def flat_open(label: str, target: OpenTarget, *, total: int, chunk: int) -> Flatness:
     bare = _bare_sync(chunk)
-    chunks = [_loop_open(target.call, target.error, chunk) - bare for _ in range(total // chunk)]
+    chunks = _chunks(lambda n: _loop_open(target.call, target.error, n), bare, total, chunk)
+    kept = _kept(lambda n: _loop_open(target.call, target.error, n))
     _checked(target, label)
-    return Flatness(label, chunk, chunks)
+    return Flatness(label, chunk, chunks, kept)
 
 
 def flat_async(
     label: str, make: Callable[[], Callable[[], Awaitable[Any]]], *, total: int, chunk: int
 ) -> Flatness:
     async def run() -> Flatness:
-        bare = statistics.median([await _loop_async(aok, chunk) for _ in range(3)])
+        size = chunk // SLICES
+        bare = statistics.median([await _loop_async(aok, size) for _ in range(3 * SLICES)])
         call = make()
-        return Flatness(label, chunk, [await _loop_async(call, chunk) - bare for _ in range(total // chunk)])
+        chunks = []
+        for _ in range(total // chunk):
+            slices = [await _loop_async(call, size) for _ in range(SLICES)]
+            chunks.append(statistics.median(slices) - bare)
+        gc.collect()
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        await _loop_async(call, KEPT_CALLS)
+        gc.collect()
+        kept = (tracemalloc.get_traced_memory()[0] - base) / KEPT_CALLS
+        tracemalloc.stop()
+        return Flatness(label, chunk, chunks, kept)
 
     return asyncio.run(run())

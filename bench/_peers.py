@@ -144,6 +144,23 @@ def make_quills(registry: quills.Registry | None = None) -> Peer:
     return Peer("quills", quills.__version__, sync, async_, open_sync, open_async)
 
 
+def make_quills_count_window(registry: quills.Registry | None = None) -> Peer:
+    """quills with a resilience4j-style count window (last 100 calls) instead of the time window."""
+    reg = registry or quills.Registry()
+    options = quills.BreakerOptions(window_type="count", window_size=100)
+
+    def sync() -> SyncFn:
+        name = _quills_name("csync")
+        return quills.command(group="bench", name=name, isolation="semaphore", breaker=options, registry=reg)(
+            ok
+        )
+
+    def async_() -> AsyncFn:
+        return quills.command(group="bench", name=_quills_name("casync"), breaker=options, registry=reg)(aok)
+
+    return Peer("quills (count window 100)", quills.__version__, sync, async_, note="success paths only")
+
+
 # -- circuitbreaker -----------------------------------------------------------------------------------
 def _make_circuitbreaker() -> Peer:
     import circuitbreaker as cb
@@ -322,12 +339,33 @@ def _make_pyresilience() -> Peer:
     )
 
 
+def _make_pyresilience_window() -> Peer:
+    import pyresilience as pr
+
+    config = pr.CircuitBreakerConfig(sliding_window_size=100, minimum_calls=20, recovery_timeout=_FOREVER_S)
+
+    def sync() -> SyncFn:
+        return pr.resilient(circuit_breaker=config)(ok)  # type: ignore[no-any-return]
+
+    def async_() -> AsyncFn:
+        return pr.resilient(circuit_breaker=config)(aok)  # type: ignore[no-any-return]
+
+    return Peer(
+        "pyresilience (rate window 100)",
+        _version("pyresilience"),
+        sync,
+        async_,
+        note="success paths only, to compare with quills' count window",
+    )
+
+
 PEERS: tuple[tuple[str, Callable[[], Peer]], ...] = (
     ("circuitbreaker", _make_circuitbreaker),
     ("pybreaker", _make_pybreaker),
     ("aiobreaker", _make_aiobreaker),
     ("purgatory", _make_purgatory),
     ("pyresilience", _make_pyresilience),
+    ("pyresilience (rate window 100)", _make_pyresilience_window),
 )
 
 

@@ -18,7 +18,9 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,8 @@ COLUMNS = {
 
 @dataclasses.dataclass
 class Settings:
-    rounds: int = 15
+    runs: int = 3  # processes for the overhead table, one after the other; their rounds are pooled
+    rounds: int = 9  # interleaved rounds per run
     calls: int = 40_000
     open_calls: int = 20_000
     flat_total: int = 1_000_000
@@ -55,6 +58,7 @@ class Settings:
 
 
 QUICK = Settings(
+    runs=1,
     rounds=3,
     calls=5_000,
     open_calls=2_000,
@@ -87,14 +91,15 @@ def run(settings: Settings) -> dict[str, Any]:
     t0 = time.monotonic()
     peers, failed = _peers.load_peers()
     quills_peer = _peers.make_quills()
-    everyone = [quills_peer, *peers]
+    everyone = [quills_peer, _peers.make_quills_count_window(), *peers]
     out["peers"] = {p.name: {"version": p.version, "note": p.note} for p in everyone}
     out["failed"] = failed
 
-    _log(f"overhead: {settings.rounds} interleaved rounds of {len(everyone)} libraries")
-    samples = _overhead.measure(
-        everyone, rounds=settings.rounds, calls=settings.calls, open_calls=settings.open_calls
+    _log(
+        f"overhead: {settings.runs} runs x {settings.rounds} interleaved rounds of {len(everyone)} libraries"
     )
+    samples, per_run = _overhead_runs(settings, everyone)
+    out["overhead_runs"] = per_run
     out["overhead"] = {
         section: {
             "bare_ns": s.bare(),
@@ -163,6 +168,56 @@ def run(settings: Settings) -> dict[str, Any]:
     return out
 
 
+def _overhead_runs(
+    settings: Settings, everyone: list[_peers.Peer]
+) -> tuple[dict[str, _overhead.Samples], list[dict[str, dict[str, float]]]]:
+    """The overhead rounds of ``settings.runs`` runs pooled (one run in this process, more in fresh
+    processes), and each run's median overheads."""
+    if settings.runs == 1:
+        runs = [_measure(settings, everyone)]
+    else:
+        runs = []
+        for _ in range(settings.runs):
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "run.json"
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--overhead-run",
+                    str(path),
+                    "--rounds",
+                    str(settings.rounds),
+                ]
+                command += ["--calls", str(settings.calls), "--open-calls", str(settings.open_calls)]
+                subprocess.run(command, check=True)
+                runs.append(json.loads(path.read_text()))
+    pooled = {section: _overhead.Samples() for section in _overhead.SECTIONS}
+    per_run = []
+    for run_data in runs:
+        medians: dict[str, dict[str, float]] = {}
+        for section, per_call in run_data.items():
+            one = _overhead.Samples({case: list(values) for case, values in per_call.items()})
+            medians[section] = {case: one.overhead(case) for case in per_call if case != _overhead.BARE}
+            for case, values in per_call.items():
+                pooled[section].per_call.setdefault(case, []).extend(values)
+        per_run.append(medians)
+    return pooled, per_run
+
+
+def _measure(settings: Settings, everyone: list[_peers.Peer]) -> dict[str, dict[str, list[float]]]:
+    samples = _overhead.measure(
+        everyone, rounds=settings.rounds, calls=settings.calls, open_calls=settings.open_calls
+    )
+    return {section: s.per_call for section, s in samples.items()}
+
+
+def _overhead_run(path: Path, settings: Settings) -> None:
+    """One run of the overhead rounds, for a parent process (``--overhead-run``)."""
+    peers, _ = _peers.load_peers()
+    everyone = [_peers.make_quills(), _peers.make_quills_count_window(), *peers]
+    path.write_text(json.dumps(_measure(settings, everyone)))
+
+
 # -- rendering -------------------------------------------------------------------------------------
 def _ns(value: float) -> str:
     return f"{value:,.0f}"
@@ -171,7 +226,7 @@ def _ns(value: float) -> str:
 def _best_peers(result: dict[str, Any]) -> dict[str, tuple[str, float]]:
     best = {}
     for section, data in result["overhead"].items():
-        peers = {name: c["overhead_ns"] for name, c in data["cases"].items() if name != "quills"}
+        peers = {name: c["overhead_ns"] for name, c in data["cases"].items() if not name.startswith("quills")}
         if peers:
             name = min(peers, key=peers.__getitem__)
             best[section] = (name, peers[name])
@@ -195,7 +250,8 @@ def render(result: dict[str, Any], command: str) -> str:
         f"Bare calls: sync `f()` {overhead['sync']['bare_ns']:.0f} ns, `await f()` "
         f"{overhead['async']['bare_ns']:.0f} ns per call (loop included; it cancels out), timed in thread "
         "CPU time (descheduling by other processes does not count). Cell: median over "
-        f"{len(next(iter(overhead['sync']['cases'].values()))['rounds_ns'])} interleaved rounds of the "
+        f"{len(next(iter(overhead['sync']['cases'].values()))['rounds_ns'])} interleaved rounds "
+        f"({len(result['overhead_runs'])} processes run one after the other, rounds pooled) of the "
         "per-round overhead (case minus bare, same round), then `(case/bare)`. quills: default options "
         '(1 s timeout, Hystrix windows, full rolling metrics and latency histogram), `isolation="semaphore"` '
         "for sync. Open rejection: the breaker is open, no fallback, the caller catches the library's "
@@ -205,7 +261,9 @@ def render(result: dict[str, Any], command: str) -> str:
     names = list(result["peers"])
     rows = []
     for name in names:
-        row = [f"{name} {result['peers'][name]['version']}"]
+        version = result["peers"][name]["version"]
+        library, _, variant = name.partition(" ")
+        row = [f"{library} {version} {variant}".strip()]
         for section in COLUMNS:
             case = overhead[section]["cases"].get(name)
             row.append("n/a" if case is None else f"{_ns(case['overhead_ns'])} ({case['ratio']:.1f}x)")
@@ -227,15 +285,30 @@ def render(result: dict[str, Any], command: str) -> str:
         f"{name} {section}: {_ns(case['iqr_ns'][0])}-{_ns(case['iqr_ns'][1])}"
         for section, data in overhead.items()
         for name, case in data["cases"].items()
-        if name == "quills" and case["iqr_ns"]
+        if name.startswith("quills") and case["iqr_ns"]
     ]
     lines += ["", "Interquartile range of quills' per-round overheads: " + "; ".join(iqr) + "."]
+    if len(result["overhead_runs"]) > 1:
+        each = [
+            f"{section} " + " / ".join(f"{run[section]['quills']:,.0f}" for run in result["overhead_runs"])
+            for section in COLUMNS
+        ]
+        lines += ["", "quills' median in each process: " + "; ".join(each) + " ns."]
     notes = [f"{name}: {p['note']}" for name, p in result["peers"].items() if p["note"]]
     notes += [f"{name} left out: {why}" for name, why in result["failed"].items()]
     if notes:
         lines += ["", "Notes: " + "; ".join(notes) + "."]
 
-    lines += ["", "### Flat over a long run", ""]
+    lines += [
+        "",
+        "### Flat over a long run",
+        "",
+        "One continuous run per path, in consecutive chunks; a chunk's figure is the median of its "
+        f"{_overhead.SLICES} slices (ns/call over a bare call, thread CPU time). Bytes kept per call: "
+        f"memory still allocated after {_overhead.KEPT_CALLS:,} more calls at the end of the run "
+        "(tracemalloc, after a full collection).",
+        "",
+    ]
     rows = []
     for f in result["flatness"]:
         n = f["chunk"] * len(f["chunks"])
@@ -247,6 +320,7 @@ def render(result: dict[str, Any], command: str) -> str:
                 _ns(f["chunks"][-1]),
                 _ns(max(f["chunks"])),
                 f"{f['growth']:.2f}",
+                f"{f['kept_bytes_per_call']:,.0f}",
             ]
         )
     chunk = result["flatness"][0]["chunk"]
@@ -259,6 +333,7 @@ def render(result: dict[str, Any], command: str) -> str:
                 f"last {chunk:,} (ns)",
                 "worst chunk (ns)",
                 "last/first",
+                "bytes kept per call",
             ],
             rows,
         )
@@ -315,7 +390,9 @@ def render(result: dict[str, Any], command: str) -> str:
         f"calls/s to another dependency (timeout {work['other_timeout']:g} s), open loop. baseline: the "
         "other dependency is healthy too; hung: it blocks forever (released after the phase). quills: "
         f"default thread isolation, one pool of {work['pool_size']} per dependency; shared: one "
-        f"ThreadPoolExecutor({2 * work['pool_size']}) and `submit().result(timeout)`.",
+        f"ThreadPoolExecutor({2 * work['pool_size']}) and `submit().result(timeout)`. The tail of a 1 ms "
+        "sleep moves with what other processes do, so each repeat compares a baseline and a hung phase run "
+        "back to back and the verdict takes the median of those ratios.",
         "",
     ]
     rows = [
@@ -383,6 +460,14 @@ def verdicts(result: dict[str, Any]) -> list[str]:
             f"Thread isolation adds {thread['added_p50_ns'] / 1e3:.1f} us at the median and "
             f"{thread['added_p99_ns'] / 1e3:.1f} us at p99 per call (a hand-off to a worker and back)."
         )
+    open_thread = cost.get('quills isolation="thread", circuit open (raise + catch)')
+    open_semaphore = cost.get('quills isolation="semaphore", circuit open (raise + catch)')
+    if open_thread is not None and open_semaphore is not None:
+        out.append(
+            "Open rejection by isolation (per call, raise + catch): thread "
+            f"{open_thread['p50_ns']:,.0f} ns p50 / {open_thread['p99_ns']:,.0f} ns p99, semaphore "
+            f"{open_semaphore['p50_ns']:,.0f} / {open_semaphore['p99_ns']:,.0f} ns."
+        )
     for setup, ratio in result["hung"]["degradation"].items():
         each = ", ".join(f"{r:.2f}" for r in result["hung"]["p99_ratios"][setup])
         if setup.startswith("quills"):
@@ -404,10 +489,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="interleaved rounds for the overhead table")
     parser.add_argument("--write", type=Path, help="markdown file whose '## Resilience' section is replaced")
     parser.add_argument("--json", type=Path, help="also dump every raw number here")
+    parser.add_argument("--runs", type=int, help="processes for the overhead table (default 3)")
+    parser.add_argument("--overhead-run", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--calls", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--open-calls", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     settings = dataclasses.replace(QUICK) if args.quick else Settings()
     if args.rounds:
         settings.rounds = args.rounds
+    if args.runs:
+        settings.runs = args.runs
+    if args.calls:
+        settings.calls = args.calls
+    if args.open_calls:
+        settings.open_calls = args.open_calls
+    if args.overhead_run is not None:
+        _overhead_run(args.overhead_run, settings)
+        return 0
     result = run(settings)
     command = "make bench-resilience" if not args.quick else "python bench/resilience.py --quick"
     text = render(result, command)
