@@ -2,7 +2,8 @@
 
 Endpoints: ``/turbine.stream?cluster=NAME`` (404 "Cluster not found" for an unknown cluster; optional
 ``type=HystrixCommand,...`` filter), ``/health`` (JSON), ``/metrics`` (the aggregator's own Prometheus
-metrics). Known clusters are those named by ``clusters=`` plus every cluster discovery has reported.
+metrics), ``/dashboard/`` (the web dashboard). Known clusters are those named by ``clusters=`` plus every
+cluster discovery has reported.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -23,6 +25,7 @@ from starlette.routing import Route
 
 from quills.errors import ConfigError
 from quills.monitor.aggregator import ClusterAggregator
+from quills.monitor.dashboard.apps import dashboard_asgi
 from quills.monitor.discovery import DiscoveryError, Instance, InstanceDiscovery, diff_instances
 from quills.monitor.instance_reader import InstanceReader, ReaderStats
 from quills.monitor.turbine_metrics import monitor_metrics_endpoint
@@ -108,6 +111,8 @@ class TurbineMonitor:
                 Route("/turbine.stream", self._turbine_stream),
                 Route("/health", self._health),
                 Route("/metrics", monitor_metrics_endpoint(self)),
+                Route("/dashboard", dashboard_asgi(self._dashboard_streams)),
+                Route("/dashboard/{path:path}", dashboard_asgi(self._dashboard_streams)),
             ],
             lifespan=self._lifespan,
         )
@@ -199,6 +204,10 @@ class TurbineMonitor:
         cluster.notify()
 
     # -- HTTP ----------------------------------------------------------------------------------------
+    def _dashboard_streams(self) -> list[str]:
+        """What the dashboard opens by default: every known cluster's stream."""
+        return [f"../turbine.stream?cluster={quote(name)}" for name in self.clusters]
+
     async def _health(self, request: Request) -> Response:
         clusters = {
             name: {
