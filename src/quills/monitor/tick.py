@@ -30,9 +30,13 @@ def tick_documents(
 ) -> list[dict[str, Any]]:
     """The documents of one tick: commands, then thread pools (then collapsers, of which there are none).
 
-    With no command registered, a single ``quills_status`` document saying "no commands yet".
+    Command documents carry ``quills_circuitState`` (the exact breaker state, for the dashboard). With no
+    command registered, a single ``quills_status`` document saying "no commands yet".
     """
-    docs = [command_document(snapshot, histograms=histograms) for snapshot in registry.snapshots()]
+    docs = [
+        command_document(snapshot, histograms=histograms, circuit_state=True)
+        for snapshot in registry.snapshots()
+    ]
     if not docs:
         return [status_document(NO_COMMANDS_MESSAGE, now_ms=clock.wall_ms())]
     now_ms = clock.wall_ms()

@@ -2,7 +2,8 @@
 
 Endpoints: ``/turbine.stream?cluster=NAME`` (404 "Cluster not found" for an unknown cluster; optional
 ``type=HystrixCommand,...`` filter and ``delay=<ms>`` push period), ``/health`` (JSON), ``/metrics``
-(the aggregator's own Prometheus metrics). Known clusters are those named by ``clusters=`` plus every
+(the aggregator's own Prometheus metrics), ``/dashboard/`` (the web dashboard). Known clusters are those
+named by ``clusters=`` plus every
 cluster discovery has reported.
 """
 
@@ -14,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -25,6 +27,7 @@ from starlette.routing import Route
 
 from quills.errors import ConfigError
 from quills.monitor.aggregator import ClusterAggregator
+from quills.monitor.dashboard.apps import dashboard_asgi
 from quills.monitor.discovery import (
     DiscoveryError,
     HostsChanged,
@@ -118,6 +121,8 @@ class TurbineMonitor:
                 Route("/turbine.stream", self._turbine_stream),
                 Route("/health", self._health),
                 Route("/metrics", monitor_metrics_endpoint(self)),
+                Route("/dashboard", dashboard_asgi(self._dashboard_streams)),
+                Route("/dashboard/{path:path}", dashboard_asgi(self._dashboard_streams)),
             ],
             lifespan=self._lifespan,
         )
@@ -238,6 +243,10 @@ class TurbineMonitor:
             await task
 
     # -- HTTP ----------------------------------------------------------------------------------------
+    def _dashboard_streams(self) -> list[str]:
+        """What the dashboard opens by default: every known cluster's stream."""
+        return [f"../turbine.stream?cluster={quote(name)}" for name in self.clusters]
+
     async def _health(self, request: Request) -> Response:
         clusters = {
             name: {
