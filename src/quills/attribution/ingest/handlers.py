@@ -52,11 +52,12 @@ def _field_error(exc: msgspec.MsgspecError, index: int | None) -> FieldError:
 
 def _invalid(errors: list[FieldError], n: int) -> Refusal:
     noun = "event" if n == 1 else "events"
+    bad = len({e.index for e in errors})
     return Refusal(
         422,
         Problem(
             error="validation_failed",
-            detail=f"{len({e.index for e in errors})} of {n} {noun} are invalid; nothing was accepted",
+            detail=f"{bad} of {n} {noun} {'is' if bad == 1 else 'are'} invalid; nothing was accepted",
             errors=errors,
         ),
     )
