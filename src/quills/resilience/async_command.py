@@ -86,8 +86,11 @@ class AsyncCommand(Generic[P, R]):
                 return await self._after_error(exc, args, kwargs, Permit.NORMAL, start, start, end, taken)
             end = now_ns()
             core.released = next_released()
-            if timed and entries.pop(taken, None) is None:
-                return await self._timed_out(args, kwargs, Permit.NORMAL, start, end, taken)
+            if timed:
+                try:
+                    del entries[taken]
+                except KeyError:  # the deadline thread took it: this call timed out
+                    return await self._timed_out(args, kwargs, Permit.NORMAL, start, end, taken)
             duration = end - start
             if duration >= core.attention_ns:
                 core.note_concurrency(taken - released + 1, end)
