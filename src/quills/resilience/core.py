@@ -331,8 +331,15 @@ class CommandCore(Generic[P, R]):
         self.record_latency(None, now - start)
         raise cause
 
-    def enter_fallback(self, cause: BaseException, start: int) -> None:
-        """Take a fallback slot, or count a fallback rejection and raise (chained to the cause)."""
+    def enter_fallback(self, cause: BaseException, start: int) -> Callable[..., Any]:
+        """Take a fallback slot and return the fallback to call.
+
+        Raises the cause when there is no fallback (counted as FALLBACK_MISSING), or a BulkheadFullError
+        chained to it when the fallback limit is reached (FALLBACK_REJECTION).
+        """
+        fallback = self.fallback
+        if fallback is None:
+            self.fallback_missing(cause, start)
         taken = next(self.fallback_acquired)
         if taken - self.fallback_released >= self.fallback_limit:
             self.fallback_released = next(self.fallback_release_counter) + 1
@@ -346,6 +353,16 @@ class CommandCore(Generic[P, R]):
                 group=self.group,
                 command=self.name,
             ) from cause
+        return fallback
+
+    def fallback_failed(
+        self, cause_event: int, error: BaseException, cause: BaseException, start: int
+    ) -> NoReturn:
+        """The fallback raised: count it and raise its error, chained to what caused the fallback."""
+        self.exit_fallback(cause_event, error, start)
+        if error.__cause__ is None and error is not cause:
+            raise error from cause
+        raise error
 
     def exit_fallback(self, cause_event: int, error: BaseException | None, start: int) -> None:
         """Give back the fallback slot and count how the fallback ended."""

@@ -307,17 +307,11 @@ class Command(Generic[P, R]):
         start: int,
     ) -> R:
         core = self.core
-        fallback = core.fallback
-        if fallback is None:
-            core.fallback_missing(cause, start)
-        core.enter_fallback(cause, start)
+        fallback = core.enter_fallback(cause, start)
         try:
             value = fallback(*args, **kwargs)
         except BaseException as error:
-            core.exit_fallback(cause_event, error, start)
-            if error.__cause__ is None and error is not cause:
-                raise error from cause
-            raise
+            core.fallback_failed(cause_event, error, cause, start)
         core.exit_fallback(cause_event, None, start)
         return value  # type: ignore[no-any-return]
 
