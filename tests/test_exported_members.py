@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import ParamSpec, TypeVar
 
 import pytest
 
@@ -11,6 +12,8 @@ PUBLIC_MODULES = [
     "quills.errors",
     "quills.clock",
     "quills.testing",
+    "quills.atom",
+    "quills.compose",
     "quills.resilience",
     "quills.metrics",
     "quills.streams",
@@ -22,14 +25,18 @@ PUBLIC_MODULES = [
 def test_all_lists_every_public_name(module_name: str) -> None:
     module = importlib.import_module(module_name)
     exported = set(module.__all__)
-    public = {
-        name
-        for name, value in vars(module).items()
-        if not name.startswith("_")
-        and getattr(value, "__module__", module_name).startswith("quills")
-        and not isinstance(value, type(importlib))
-        and name not in {"annotations"}
-    }
+    is_package = hasattr(module, "__path__")
+
+    def is_public(name: str, value: object) -> bool:
+        if name.startswith("_") or isinstance(value, type(importlib) | TypeVar | ParamSpec):
+            return False
+        origin = getattr(value, "__module__", None)
+        if not isinstance(origin, str):
+            return False
+        # a package re-exports from its submodules; a module's own names are those defined in it
+        return origin.startswith(module_name) if is_package else origin == module_name
+
+    public = {name for name, value in vars(module).items() if is_public(name, value)}
     missing = public - exported
     assert not missing, f"{module_name}.__all__ lacks {sorted(missing)}"
     for name in exported:

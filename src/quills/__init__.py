@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from quills.atom import Atom
+from quills.compose import attempt, zip
 from quills.errors import (
     BadRequest,
     BulkheadFullError,
@@ -42,6 +44,10 @@ __all__ = (
     "CommandSnapshot",
     "Registry",
     "registry",
+    # composition and shared state
+    "zip",
+    "attempt",
+    "Atom",
     # errors
     "QuillsError",
     "RejectedError",

@@ -1,4 +1,4 @@
-"""The ``quills`` command: one subcommand per tool (``quills monitor``; ``up`` and ``loadgen`` come later).
+"""The ``quills`` command: one subcommand per tool (``quills monitor``, ``quills up``, ``quills loadgen``).
 
 Each subcommand is a function ``add_<name>(subparsers)`` that declares its flags and sets ``run``, a
 function taking the parsed arguments and returning the exit code.
@@ -10,6 +10,8 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -149,10 +151,148 @@ def run_monitor(args: argparse.Namespace) -> int:
         read_timeout=args.read_timeout,
         cors_origin=args.cors_origin,
     )
+    # host up/down events and discovery problems go to stderr, one line each
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     print(f"quills monitor: serving http://{args.host}:{args.port}/turbine.stream", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(monitor.serve(args.host, args.port))
     return 0
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not an integer") from None
+
+
+def add_up(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Declare ``quills up``: the attribution platform on this machine."""
+    parser = subparsers.add_parser(
+        "up",
+        help="run the attribution platform: broker, ingest, API (reports), monitor",
+        description=(
+            "Start the embedded broker, ingest (8080), the API with reports (8081) and the monitor (8082), "
+            "each in its own process, restarted with backoff if it dies; Ctrl-C stops everything. The first "
+            "start creates demo apps, their ingest keys and an admin key in <data-dir>/credentials.json. "
+            "Every flag can also be set with the environment variable in brackets."
+        ),
+    )
+    parser.add_argument(
+        "--data-dir", default=None, help="data directory [QUILLS_DATA_DIR] (default ./.quills)"
+    )
+    parser.add_argument(
+        "--host", default=None, help="address every service binds [QUILLS_HOST] (default 127.0.0.1)"
+    )
+    parser.add_argument("--ingest-port", type=_port, default=None, help="[QUILLS_INGEST_PORT] (default 8080)")
+    parser.add_argument("--api-port", type=_port, default=None, help="[QUILLS_API_PORT] (default 8081)")
+    parser.add_argument(
+        "--monitor-port", type=_port, default=None, help="[QUILLS_MONITOR_PORT] (default 8082)"
+    )
+    parser.add_argument(
+        "--broker",
+        default=None,
+        help="use this broker (nats://h:p or kafka://h:p) instead of starting one [QUILLS_BROKER]",
+    )
+    parser.add_argument(
+        "--broker-port",
+        type=_port,
+        default=None,
+        help="port of the embedded NATS server [QUILLS_BROKER_PORT] (default 4223, beside NATS's usual 4222)",
+    )
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="postgresql://... or a SQLite file [QUILLS_DB] (default <data-dir>/quills.db)",
+    )
+    parser.add_argument(
+        "--demo-apps",
+        type=int,
+        default=None,
+        help="demo apps made on first start [QUILLS_DEMO_APPS] (default 1000)",
+    )
+    parser.set_defaults(run=run_up)
+
+
+def run_up(args: argparse.Namespace) -> int:
+    """Run the platform until interrupted."""
+    from quills.attribution.up import UpOptions, up
+
+    options = UpOptions(
+        data_dir=args.data_dir or _env("QUILLS_DATA_DIR", ".quills"),
+        host=args.host or _env("QUILLS_HOST", "127.0.0.1"),
+        ingest_port=args.ingest_port or _env_int("QUILLS_INGEST_PORT", 8080),
+        api_port=args.api_port or _env_int("QUILLS_API_PORT", 8081),
+        monitor_port=args.monitor_port or _env_int("QUILLS_MONITOR_PORT", 8082),
+        broker=args.broker if args.broker is not None else _env("QUILLS_BROKER", ""),
+        broker_port=args.broker_port or _env_int("QUILLS_BROKER_PORT", 4223),
+        db=args.db or _env("QUILLS_DB", ""),
+        demo_apps=args.demo_apps if args.demo_apps is not None else _env_int("QUILLS_DEMO_APPS", 1000),
+    )
+    return up(options)
+
+
+def add_loadgen(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Declare ``quills loadgen``: realistic traffic against the ingest API."""
+    parser = subparsers.add_parser(
+        "loadgen",
+        help="send realistic attribution traffic to the ingest API",
+        description=(
+            "Send install, in-app and session events following the reference traffic model (Zipf apps, "
+            "media sources, countries, organic share, event mix) at a steady rate, with a live progress "
+            "line and a final summary. Keys come from <data-dir>/credentials.json."
+        ),
+    )
+    parser.add_argument("--rate", type=float, default=1000.0, help="events per second, > 0 (default 1000)")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds, > 0 (default 30)")
+    parser.add_argument("--batch", type=int, default=1, help="events per request, 1..1000 (default 1)")
+    parser.add_argument(
+        "--url", default=None, help="ingest URL [QUILLS_INGEST_URL] (default http://127.0.0.1:8080)"
+    )
+    parser.add_argument(
+        "--data-dir", default=None, help="data directory [QUILLS_DATA_DIR] (default ./.quills)"
+    )
+    parser.add_argument(
+        "--credentials", default=None, help="credentials file (default <data-dir>/credentials.json)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=64, help="requests in flight, 1..10000 (default 64)"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    parser.add_argument("--summary-json", default=None, metavar="PATH", help="also write the summary as JSON")
+    parser.set_defaults(run=run_loadgen)
+
+
+def run_loadgen(args: argparse.Namespace) -> int:
+    """Send the traffic; exit 0 when every event was accepted, 1 otherwise."""
+    from pathlib import Path
+
+    from quills.attribution.loadgen import LoadgenOptions, run_loadgen, summary_json
+    from quills.attribution.runtime import run_main
+
+    data_dir = args.data_dir or _env("QUILLS_DATA_DIR", ".quills")
+    options = LoadgenOptions(
+        rate=args.rate,
+        duration=args.duration,
+        batch=args.batch,
+        url=args.url or _env("QUILLS_INGEST_URL", "http://127.0.0.1:8080"),
+        credentials=args.credentials or str(Path(data_dir) / "credentials.json"),
+        concurrency=args.concurrency,
+        seed=args.seed,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        summary = run_main(lambda: run_loadgen(options))
+        if args.summary_json:
+            Path(args.summary_json).write_text(summary_json(summary))
+        return 0 if summary.accepted == summary.sent else 1
+    return 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quills", description="quills: commands, live metrics, streams")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_monitor(subparsers)
+    add_up(subparsers)
+    add_loadgen(subparsers)
     return parser
 
 

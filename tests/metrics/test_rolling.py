@@ -92,7 +92,7 @@ def test_latency_window_drops_buckets_older_than_sixty_seconds() -> None:
     metrics.hist_both[100] += 1
     clock.advance(30.0)
     metrics.rotate(clock.now_ns())
-    metrics.hist_execute[200] += 1
+    metrics.split_histograms()[0][200] += 1
     window = metrics.latency()
     assert window.execute[100] == 1 and window.total[100] == 1
     assert window.execute[200] == 1 and window.total[200] == 0

@@ -221,3 +221,50 @@ def test_incremental_state_equals_recomputing_from_each_hosts_last_document(
         else:
             counts = json.loads(got[key]["s"])
             assert counts == {"true": sum(d["s"] for d in docs), "false": sum(not d["s"] for d in docs)}
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+ANY_DOC = st.builds(
+    lambda name, fields: {"type": "HystrixCommand", "name": name, **fields},
+    st.sampled_from(["x", "y"]),
+    st.dictionaries(
+        st.sampled_from(["a", "b", "c", "reportingHosts", "currentTime"]), JSON_VALUES, max_size=5
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(HOSTS, st.one_of(ANY_DOC, st.none())), max_size=30))
+def test_any_json_values_never_break_the_state_and_leaving_hosts_empty_it(
+    steps: list[tuple[str, dict[str, Any] | None]],
+) -> None:
+    agg = ClusterAggregator()
+    for host, doc in steps:
+        if doc is None:
+            agg.remove_host(host)
+        else:
+            agg.update(host, doc)
+        for out in agg.documents():
+            json.dumps(out)  # always serializable
+    for host in "abc":
+        agg.remove_host(host)
+    assert agg.documents() == []
+
+
+def test_values_equal_in_python_but_not_on_the_wire_are_counted_apart() -> None:
+    agg = ClusterAggregator()
+    agg.update("a", _cmd(flag=True))
+    agg.update("b", _cmd(flag=1.0))
+    assert json.loads(_only(agg)["flag"]) == {"true": 1, "1.0": 1}
+    agg.remove_host("a")
+    assert _only(agg)["flag"] == 1.0 and not isinstance(_only(agg)["flag"], bool)

@@ -212,3 +212,10 @@ def test_delay_is_read_and_clamped(path: str, query: str, expected: float) -> No
 def test_invalid_stream_options_are_refused_with_the_field_named(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigError, match=next(iter(options))):
         StreamOptions(**options)
+
+
+def test_a_faster_delay_gets_fresh_ticks_not_repeats(server: Server) -> None:
+    with server(_registry(), interval=2.0) as base:
+        events = read_events(base + "/hystrix.stream?delay=100", count=9)
+    times = [event["currentTime"] for event in events if event["name"] == "get_user"]
+    assert len(times) == 3 and times[0] < times[1] < times[2]

@@ -4,10 +4,13 @@ DNS SRV discovery against a real dnsmasq."""
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +18,7 @@ import msgspec
 import pytest
 
 from quills.metrics import histogram
-from quills.monitor import DnsSrvDiscovery, TurbineMonitor
+from quills.monitor import DnsSrvDiscovery, HostsChanged, StaticDiscovery, TurbineMonitor
 
 from .helpers import Dnsmasq, InstanceProcess, UvicornThread, free_port, read_until
 
@@ -27,10 +30,11 @@ class _Cli:
 
     def __init__(self, *args: str) -> None:
         self.port = free_port()
+        self.log = tempfile.TemporaryFile()  # a file, not a pipe: a chatty process never blocks on it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "quills.cli", "monitor", "--port", str(self.port), *args],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         deadline = time.monotonic() + 15
@@ -41,7 +45,7 @@ class _Cli:
             except httpx.TransportError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                err = self.stderr()
                 self.stop()
                 raise RuntimeError(f"quills monitor did not start: {err}")
             time.sleep(0.1)
@@ -58,8 +62,11 @@ class _Cli:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
+        self.log.close()
+
+    def stderr(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
 
 
 @pytest.fixture
@@ -123,7 +130,9 @@ def test_three_instances_sum_to_their_own_snapshots_and_a_killed_one_is_subtract
     meta = read_until(stream, lambda d: d.get("type") == "meta")
     assert meta["name"] == "meta" and meta["reportingHostsLast10Seconds"] == 3
 
-    pools = read_until(monitor.base + "/turbine.stream?cluster=shop&type=HystrixThreadPool", lambda d: True)
+    pools = read_until(
+        monitor.base + "/turbine.stream?cluster=shop&type=HystrixThreadPool&delay=200", lambda d: True
+    )
     assert pools["type"] == "HystrixThreadPool" and pools["name"] == "users"
 
     victim = group.pop(1)
@@ -136,6 +145,10 @@ def test_three_instances_sum_to_their_own_snapshots_and_a_killed_one_is_subtract
     health = httpx.get(monitor.base + "/health", timeout=5).json()
     assert health["clusters"]["shop"]["instances"] == 3  # still configured, being retried every second
     assert health["clusters"]["shop"]["connected"] == 2
+    deadline = time.monotonic() + 5  # the rate needs two samples, one second apart
+    while httpx.get(monitor.base + "/health", timeout=5).json()["documentsPerSecond"] <= 0:
+        assert time.monotonic() < deadline, "documentsPerSecond stayed 0"
+        time.sleep(0.2)
     metrics = httpx.get(monitor.base + "/metrics", timeout=5).text
     assert 'quills_monitor_instances_connected{cluster="shop"} 2.0' in metrics
     assert "quills_monitor_documents_total" in metrics and "quills_monitor_documents_per_second" in metrics
@@ -168,6 +181,8 @@ def test_dns_srv_discovery_adds_and_removes_an_instance(instances: Start, dnsmas
     dnsmasq.serve([(name, "a.shop.test", first.port)], record)
     discovery = DnsSrvDiscovery({name: "shop"}, nameservers=["127.0.0.1"], port=dnsmasq.port, poll_interval=1)
     monitor = TurbineMonitor(discovery, interval=0.1)
+    events: list[HostsChanged] = []
+    monitor.subscribe(events.append)
     with UvicornThread(monitor.app) as server:
         stream = server.base + "/turbine.stream?cluster=shop"
         doc = read_until(stream, lambda d: d.get("name") == "get_user")
@@ -182,6 +197,16 @@ def test_dns_srv_discovery_adds_and_removes_an_instance(instances: Start, dnsmas
         assert left["reportingHosts"] == 1
         health = httpx.get(server.base + "/health", timeout=5).json()
         assert health["clusters"]["shop"]["instances"] == 1
+        metrics = httpx.get(server.base + "/metrics", timeout=5).text
+    first_host, second_host = f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"
+    assert [([i.host for i in e.up], [i.host for i in e.down]) for e in events] == [
+        ([first_host], []),
+        ([second_host], []),
+        ([], [first_host]),
+    ]
+    assert all(i.cluster == "shop" for e in events for i in e.up + e.down)
+    assert 'quills_monitor_host_events_total{kind="up"} 2.0' in metrics
+    assert 'quills_monitor_host_events_total{kind="down"} 1.0' in metrics
 
 
 def test_cluster_documents_are_valid_turbine_output(instances: Start, cli: Callable[..., _Cli]) -> None:
@@ -194,3 +219,98 @@ def test_cluster_documents_are_valid_turbine_output(instances: Start, cli: Calla
     for key, value in doc.items():
         assert not isinstance(value, float), key
     assert msgspec.json.decode(msgspec.json.encode(doc)) == doc
+
+
+def _write(path: Path, text: str, stamp: int) -> None:
+    path.write_text(text)
+    os.utime(path, ns=(stamp, stamp))  # distinct mtimes even within one clock tick
+
+
+def test_file_discovery_adds_marks_down_and_removes_instances(
+    instances: Start, cli: Callable[..., _Cli], tmp_path: Path
+) -> None:
+    first, second = instances("--ok", "2", "--fail", "0"), instances("--ok", "30", "--fail", "0")
+    hosts = tmp_path / "instances.txt"
+    _write(hosts, f"# shop\n{first.host},shop,up\n", 10**18)
+    monitor = cli("--file", str(hosts), "--poll", "0.2")
+    stream = monitor.base + "/turbine.stream?cluster=shop"
+    assert read_until(stream, lambda d: d.get("name") == "get_user")["rollingCountSuccess"] == 2
+
+    _write(hosts, f"{first.host},shop,up\n{second.host},shop,up\n", 2 * 10**18)
+    assert (
+        read_until(stream, lambda d: d.get("name") == "get_user" and d["reportingHosts"] == 2)[
+            "rollingCountSuccess"
+        ]
+        == 32
+    )
+
+    _write(hosts, f"{first.host},shop,down\n{second.host},shop,up\n", 3 * 10**18)
+    left = read_until(stream, lambda d: d.get("name") == "get_user" and d["reportingHosts"] == 1)
+    assert left["rollingCountSuccess"] == 30
+
+    _write(hosts, f"{second.host},shop,sideways\n", 4 * 10**18)  # a bad edit: reported, nothing lost
+    deadline = time.monotonic() + 5
+    while httpx.get(monitor.base + "/health", timeout=5).json()["discoveryErrors"] == 0:
+        assert time.monotonic() < deadline, "the bad file was not reported"
+        time.sleep(0.1)
+    health = httpx.get(monitor.base + "/health", timeout=5).json()
+    assert "instances.txt:1" in health["lastDiscoveryError"]
+    log = monitor.stderr()
+    assert (
+        f"host up: {second.host} (cluster shop)" in log and f"host down: {first.host} (cluster shop)" in log
+    )
+    assert "discovery failed, keeping the last list" in log
+    assert health["clusters"]["shop"]["connected"] == 1
+    assert read_until(stream, lambda d: d.get("name") == "get_user")["rollingCountSuccess"] == 30
+
+
+@pytest.mark.slow
+def test_repeated_kills_and_restarts_keep_the_cluster_sums_exact(
+    instances: Start, cli: Callable[..., _Cli], tmp_path: Path
+) -> None:
+    rng = random.Random(4)
+    live = [instances("--ok", str(n), "--fail", "1") for n in (3, 5, 7, 11)]
+    hosts = tmp_path / "instances.txt"
+    stamp = 10**18
+
+    def publish(down: list[InstanceProcess]) -> None:
+        nonlocal stamp
+        stamp += 10**9
+        lines = [f"{i.host},shop,up" for i in live] + [f"{i.host},shop,down" for i in down]
+        _write(hosts, "\n".join(lines) + "\n", stamp)
+
+    publish([])
+    monitor = cli("--file", str(hosts), "--poll", "0.2", "--read-timeout", "2")
+    stream = monitor.base + "/turbine.stream?cluster=shop"
+    read_until(stream, lambda d: _matches(d, live), timeout=20)
+    for _ in range(12):
+        victim = live.pop(rng.randrange(len(live)))
+        victim.kill()
+        started = time.monotonic()
+        read_until(stream, lambda d: _matches(d, live), timeout=10)
+        assert time.monotonic() - started < 2.0
+        live.append(instances("--ok", str(rng.randint(1, 40)), "--fail", str(rng.randint(0, 5))))
+        publish([victim])
+        doc = read_until(stream, lambda d: _matches(d, live), timeout=20)
+        assert doc["requestCount"] == _expected(live, "get_user", "request_count")
+        charge = read_until(stream, lambda d: d.get("name") == "charge" and d["reportingHosts"] == len(live))
+        assert charge["rollingCountFailure"] == _expected(live, "charge", "failure")
+
+
+def test_an_empty_cluster_says_why_instead_of_staying_silent() -> None:
+    monitor = TurbineMonitor(StaticDiscovery([]), clusters=["quiet"], interval=0.1)
+    with UvicornThread(monitor.app) as server:
+        status = read_until(
+            server.base + "/turbine.stream?cluster=quiet", lambda d: d["type"] == "quills_status"
+        )
+    assert status["message"] == "no instances in cluster quiet"
+
+
+def test_a_cluster_of_unreachable_instances_says_so() -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    monitor = TurbineMonitor(StaticDiscovery([dead], cluster="gone"), interval=0.1, retry_interval=0.2)
+    with UvicornThread(monitor.app) as server:
+        status = read_until(
+            server.base + "/turbine.stream?cluster=gone", lambda d: d["type"] == "quills_status"
+        )
+    assert status["message"] == "no instance of cluster gone is reachable"

@@ -9,6 +9,7 @@ what makes histograms from different processes mergeable by adding counts index 
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Sequence
 
 __all__ = (
@@ -20,6 +21,9 @@ __all__ = (
     "mean_of",
     "sparse",
     "add_sparse",
+    "Compact",
+    "compact",
+    "add_compact",
 )
 
 _SUB_BITS = 6
@@ -89,4 +93,23 @@ def sparse(counts: Sequence[int]) -> dict[int, int]:
 def add_sparse(into: list[int], buckets: dict[int, int]) -> None:
     """Add a sparse histogram into a dense one."""
     for index, count in buckets.items():
+        into[index] += count
+
+
+#: a histogram kept small: the indexes of its non-zero buckets (2 bytes each) and their counts (4 bytes)
+Compact = tuple[array, array]  # type: ignore[type-arg]
+
+
+def compact(counts: Sequence[int]) -> Compact:
+    """A dense histogram as two parallel arrays of its non-zero buckets (6 bytes per bucket in use).
+
+    This is how closed percentile buckets are kept: a dict of the same buckets costs ~10x the memory.
+    """
+    indexes = array("H", [index for index, count in enumerate(counts) if count])
+    return indexes, array("I", [counts[index] for index in indexes])
+
+
+def add_compact(into: list[int], kept: Compact) -> None:
+    """Add a compact histogram into a dense one."""
+    for index, count in zip(*kept, strict=True):
         into[index] += count

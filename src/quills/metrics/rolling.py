@@ -20,11 +20,13 @@ from dataclasses import dataclass
 
 from quills.metrics import histogram
 from quills.metrics.events import BUCKET_SLOTS, MAX_CONCURRENT_SLOT, EventType
+from quills.metrics.histogram import Compact
 
 __all__ = ("RollingMetrics", "HealthCounts", "LatencyWindow")
 
 _NS = 1_000_000_000
 _ZEROS = array("I", bytes(4 * histogram.SIZE))
+_EMPTY: Compact = (array("H"), array("I"))
 _S, _F, _T = EventType.SUCCESS, EventType.FAILURE, EventType.TIMEOUT
 _TPR, _SR, _SLOW = EventType.THREAD_POOL_REJECTED, EventType.SEMAPHORE_REJECTED, EventType.SLOW
 _EXECUTED = (_S, _F, _T, EventType.BAD_REQUEST, EventType.CANCELLED)
@@ -107,8 +109,10 @@ class RollingMetrics:
         # the dense histograms are made once and only ever zeroed in place, so hot paths may hold them
         #: latencies of calls whose execute and total time are the same (recorded once for both)
         self.hist_both = array("I", _ZEROS)
-        self.hist_execute = array("I", _ZEROS)
-        self.hist_total = array("I", _ZEROS)
+        #: execute-only and total-only latencies (slow paths: failures, fallbacks, thread isolation);
+        #: empty until first needed, see :meth:`split_histograms`
+        self.hist_execute = array("I")
+        self.hist_total = array("I")
         self.reconfigure(
             window=window,
             health_interval=health_interval,
@@ -129,9 +133,7 @@ class RollingMetrics:
             self._uncounted = 0
             self._current_offset = (0, 0, 0)
             self._hist_ns = int(percentile_window / percentile_buckets * _NS)
-            self._hist_ring: deque[tuple[dict[int, int], dict[int, int], dict[int, int]]] = deque(
-                maxlen=percentile_buckets - 1
-            )
+            self._hist_ring: deque[tuple[Compact, Compact, Compact]] = deque(maxlen=percentile_buckets - 1)
             now = self._now_ns()
             #: counters of the bucket being filled, indexed by EventType (plus the max-concurrency slot)
             self.current = [0] * BUCKET_SLOTS
@@ -139,7 +141,18 @@ class RollingMetrics:
             self.bucket_end = now + self._bucket_ns
             self._hist_end = now + self._hist_ns
             for dense in (self.hist_both, self.hist_execute, self.hist_total):
-                dense[:] = _ZEROS
+                if dense:
+                    dense[:] = _ZEROS
+
+    def split_histograms(self) -> tuple[array[int], array[int]]:
+        """The execute-only and total-only histograms, allocated on first use (most commands that only
+        succeed never need them, which keeps a command well under 64 KiB)."""
+        if not self.hist_execute:
+            with self._lock:
+                if not self.hist_execute:
+                    self.hist_execute.extend(_ZEROS)
+                    self.hist_total.extend(_ZEROS)
+        return self.hist_execute, self.hist_total
 
     def rotate(self, now: int) -> None:
         """Close every bucket that ended before ``now``; thread-safe, cheap when nothing is due."""
@@ -180,15 +193,16 @@ class RollingMetrics:
     def _rotate_histograms(self, now: int) -> None:
         periods = (now - self._hist_end) // self._hist_ns + 1
         closed = (
-            histogram.sparse(self.hist_both),
-            histogram.sparse(self.hist_execute),
-            histogram.sparse(self.hist_total),
+            histogram.compact(self.hist_both),
+            histogram.compact(self.hist_execute),
+            histogram.compact(self.hist_total),
         )
         self._hist_ring.append(closed)
         for _ in range(min(periods - 1, self._hist_ring.maxlen or 0)):
-            self._hist_ring.append(({}, {}, {}))
+            self._hist_ring.append((_EMPTY, _EMPTY, _EMPTY))
         for dense in (self.hist_both, self.hist_execute, self.hist_total):
-            dense[:] = _ZEROS
+            if dense:
+                dense[:] = _ZEROS
         self._hist_end += periods * self._hist_ns
 
     def health(self) -> HealthCounts:
@@ -227,12 +241,12 @@ class RollingMetrics:
         self.rotate(self._now_ns())
         with self._lock:
             both = list(self.hist_both)
-            execute = list(self.hist_execute)
-            total = list(self.hist_total)
+            execute = list(self.hist_execute) or [0] * histogram.SIZE
+            total = list(self.hist_total) or [0] * histogram.SIZE
             for closed_both, closed_execute, closed_total in self._hist_ring:
-                histogram.add_sparse(both, closed_both)
-                histogram.add_sparse(execute, closed_execute)
-                histogram.add_sparse(total, closed_total)
+                histogram.add_compact(both, closed_both)
+                histogram.add_compact(execute, closed_execute)
+                histogram.add_compact(total, closed_total)
         for index, count in enumerate(both):
             if count:
                 execute[index] += count

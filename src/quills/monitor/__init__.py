@@ -9,6 +9,7 @@ from quills.monitor.discovery import (
     DiscoveryError,
     DnsSrvDiscovery,
     FileDiscovery,
+    HostsChanged,
     Instance,
     InstanceDiscovery,
     StaticDiscovery,
@@ -63,4 +64,5 @@ __all__ = (
     "StaticDiscovery",
     "FileDiscovery",
     "DnsSrvDiscovery",
+    "HostsChanged",
 )

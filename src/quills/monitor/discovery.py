@@ -31,6 +31,7 @@ __all__ = (
     "DnsSrvDiscovery",
     "parse_instance_lines",
     "diff_instances",
+    "HostsChanged",
 )
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -55,6 +56,15 @@ class Instance:
         if self.host.startswith(("http://", "https://")):
             return self.host
         return f"{scheme}://{self.host}{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class HostsChanged:
+    """Event: between two polls, these instances went up (new or turned up) and down (gone or turned down)."""
+
+    up: tuple[Instance, ...]
+    down: tuple[Instance, ...]
+    at_ms: int
 
 
 class InstanceDiscovery(Protocol):

@@ -23,6 +23,7 @@ __all__ = (
     "PERCENTILE_KEYS",
     "BATCH_PERCENTILE_KEYS",
     "EXTENSION_KEYS",
+    "CIRCUIT_STATE_KEY",
     "command_document",
     "thread_pool_document",
     "collapser_document",
@@ -130,6 +131,10 @@ COLLAPSER_KEYS = (
     "reportingHosts",
 )
 
+#: quills-only field with the breaker's exact state (``closed``, ``open``, ``half_open``, ``forced_open``,
+#: ``forced_closed``, ``disabled``); ``isCircuitBreakerOpen`` cannot tell open from half-open. Appended last.
+CIRCUIT_STATE_KEY = "quills_circuitState"
+
 #: quills-only fields appended to a command document: the sparse latency histograms
 #: ({bucket index: count}, unit 1024 ns, see :mod:`quills.metrics.histogram`). Summed key by key (Turbine's
 #: rule for nested maps) they are the exact cluster histogram.
@@ -147,11 +152,14 @@ def _percentiles(latency: LatencySnapshot) -> dict[str, int]:
     return {key: _ms(values.get(float(key), 0.0)) for key in PERCENTILE_KEYS}
 
 
-def command_document(snapshot: CommandSnapshot, *, histograms: bool = True) -> dict[str, Any]:
+def command_document(
+    snapshot: CommandSnapshot, *, histograms: bool = True, circuit_state: bool = False
+) -> dict[str, Any]:
     """The ``HystrixCommand`` document of one command snapshot (48 standard keys, then extensions).
 
-    ``histograms`` (default True) appends :data:`EXTENSION_KEYS`. Latencies are rounded to whole
-    milliseconds; an empty window gives 0, as in Hystrix.
+    ``histograms`` (default True) appends :data:`EXTENSION_KEYS`; ``circuit_state`` (default False; the
+    stream turns it on) appends :data:`CIRCUIT_STATE_KEY`. Latencies are rounded to whole milliseconds; an
+    empty window gives 0, as in Hystrix.
     """
     options = snapshot.options
     breaker = options.breaker
@@ -201,6 +209,8 @@ def command_document(snapshot: CommandSnapshot, *, histograms: bool = True) -> d
     if histograms:
         doc["quills_latencyExecute_hist"] = snapshot.latency_execute.buckets
         doc["quills_latencyTotal_hist"] = snapshot.latency_total.buckets
+    if circuit_state:
+        doc[CIRCUIT_STATE_KEY] = snapshot.breaker.state.value
     return doc
 
 

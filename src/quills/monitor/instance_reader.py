@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections import deque
 
 import httpx
 import msgspec
@@ -31,9 +31,21 @@ class ReaderStats:
         self.documents = 0
         self.reconnects = 0
         self.bad: dict[str, int] = {"json": 0, "fields": 0, "status": 0, "stalled": 0, "connection": 0}
+        self._samples: deque[tuple[float, int]] = deque(maxlen=11)
 
     def count_bad(self, reason: str) -> None:
         self.bad[reason] = self.bad.get(reason, 0) + 1
+
+    def sample(self) -> None:
+        """Remember the document count now (called every second; keeps the last 10 s)."""
+        self._samples.append((time.monotonic(), self.documents))
+
+    def documents_per_second(self) -> float:
+        """Documents aggregated per second over the last (up to) 10 s of samples; 0.0 before two samples."""
+        if len(self._samples) < 2:
+            return 0.0
+        (t0, n0), (t1, n1) = self._samples[0], self._samples[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
 
 class InstanceReader:
@@ -47,7 +59,6 @@ class InstanceReader:
         retry_interval: seconds between reconnects, default 1.0 (Turbine's ``hostRetryMillis``).
         read_timeout: seconds of silence after which the stream counts as stalled, default 5.0 (instances
             ping every 0.5 s).
-        on_change: called after each applied batch of documents (wakes the cluster's stream writers).
     """
 
     def __init__(
@@ -59,7 +70,6 @@ class InstanceReader:
         *,
         retry_interval: float = 1.0,
         read_timeout: float = 5.0,
-        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.url = url
         self.aggregator = aggregator
@@ -67,7 +77,6 @@ class InstanceReader:
         self.stats = stats
         self.retry_interval = retry_interval
         self.read_timeout = read_timeout
-        self.on_change = on_change
         self.connected = False
         #: monotonic time of the last document from this host (for ``reportingHostsLast10Seconds``)
         self.last_data = -1e18
@@ -88,13 +97,11 @@ class InstanceReader:
                     self.stats.count_bad("connection")
                 finally:
                     self.connected = False
-                    if self.aggregator.remove_host(self.url):
-                        self.on_change()
+                    self.aggregator.remove_host(self.url)
                 await asyncio.sleep(self.retry_interval)
         finally:
             self.connected = False
-            if self.aggregator.remove_host(self.url):
-                self.on_change()
+            self.aggregator.remove_host(self.url)
 
     async def _read_once(self) -> None:
         timeout = httpx.Timeout(connect=2.0, read=self.read_timeout, write=2.0, pool=2.0)
@@ -108,13 +115,12 @@ class InstanceReader:
             async for chunk in response.aiter_raw():
                 lines = (rest + chunk).split(b"\n")
                 rest = lines.pop()
-                if self._apply(lines):
-                    self.on_change()
+                self._apply(lines)
                 if len(rest) > 16 * 1024 * 1024:
                     self.stats.count_bad("json")  # a "line" this long is not a stream we understand
                     rest = b""
 
-    def _apply(self, lines: list[bytes]) -> bool:
+    def _apply(self, lines: list[bytes]) -> None:
         applied = False
         update = self.aggregator.update
         for line in lines:
@@ -136,4 +142,3 @@ class InstanceReader:
                 self.stats.count_bad("fields")
         if applied:
             self.last_data = time.monotonic()
-        return applied

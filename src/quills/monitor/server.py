@@ -1,7 +1,8 @@
 """``serve()``: a small background HTTP server for programs with no web framework.
 
 It is the stdlib's wsgiref with a thread per request, serving :class:`~quills.monitor.wsgi.HystrixStreamWsgi`
-(``/hystrix.stream`` and ``/metrics``) from daemon threads, so it never keeps the program alive.
+(``/hystrix.stream`` and ``/metrics``) and the web dashboard (``/dashboard/``) from daemon threads, so it
+never keeps the program alive.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from quills.monitor.dashboard.apps import DashboardWsgi
 from quills.monitor.wsgi import hystrix_stream_wsgi
 from quills.resilience.registry import Registry
 
@@ -43,6 +45,11 @@ class MonitorServer:
         """The stream's URL, e.g. ``http://127.0.0.1:8081/hystrix.stream``."""
         return f"http://{self.host}:{self.port}/hystrix.stream"
 
+    @property
+    def dashboard_url(self) -> str:
+        """The web dashboard's URL, e.g. ``http://127.0.0.1:8081/dashboard/``."""
+        return f"http://{self.host}:{self.port}/dashboard/"
+
     def close(self) -> None:
         """Stop accepting, end open streams and free the port."""
         self._app.stop()
@@ -68,7 +75,7 @@ def serve(
     cors_origin: str | None = None,
     histograms: bool = True,
 ) -> MonitorServer:
-    """Serve ``/hystrix.stream`` and ``/metrics`` from background threads; returns at once.
+    """Serve ``/hystrix.stream``, ``/metrics`` and ``/dashboard/`` from background threads; returns at once.
 
     Args:
         port: TCP port, 0..65535; 0 (default) picks a free one (read it from ``.port``).
@@ -88,5 +95,7 @@ def serve(
         cors_origin=cors_origin,
         histograms=histograms,
     )
-    server = make_server(host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
+    server = make_server(
+        host, port, DashboardWsgi(app), server_class=_ThreadingServer, handler_class=_QuietHandler
+    )
     return MonitorServer(server, app)

@@ -30,9 +30,13 @@ def tick_documents(
 ) -> list[dict[str, Any]]:
     """The documents of one tick: commands, then thread pools (then collapsers, of which there are none).
 
-    With no command registered, a single ``quills_status`` document saying "no commands yet".
+    Command documents carry ``quills_circuitState`` (the exact breaker state, for the dashboard). With no
+    command registered, a single ``quills_status`` document saying "no commands yet".
     """
-    docs = [command_document(snapshot, histograms=histograms) for snapshot in registry.snapshots()]
+    docs = [
+        command_document(snapshot, histograms=histograms, circuit_state=True)
+        for snapshot in registry.snapshots()
+    ]
     if not docs:
         return [status_document(NO_COMMANDS_MESSAGE, now_ms=clock.wall_ms())]
     now_ms = clock.wall_ms()
@@ -61,11 +65,16 @@ class TickSource:
         self._payload = b""
         self._made_at = -1e18
 
-    def payload(self) -> bytes:
-        """The SSE bytes of the current tick (one ``data:`` event per document)."""
+    def payload(self, period: float | None = None) -> bytes:
+        """The SSE bytes of the current tick (one ``data:`` event per document).
+
+        ``period`` is the caller's own tick period (a client's ``?delay=``); the tick is then reused for at
+        most half of it, so a faster client never sees the same tick twice.
+        """
+        max_age = self._max_age if period is None else min(self._max_age, period / 2)
         with self._lock:
             now = time.monotonic()
-            if now - self._made_at >= self._max_age:
+            if now - self._made_at >= max_age:
                 docs = tick_documents(self._registry, clock=self._clock, histograms=self._histograms)
                 self._payload = encode_events(docs)
                 self._made_at = now

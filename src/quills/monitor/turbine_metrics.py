@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -21,12 +20,11 @@ __all__ = ("MonitorCollector", "monitor_metrics_endpoint")
 class MonitorCollector(Collector):
     """Reads a :class:`TurbineMonitor`'s counters at scrape time.
 
-    ``quills_monitor_documents_per_second`` is the rate since the previous scrape (0 on the first).
+    ``quills_monitor_documents_per_second`` is the rate over the last 10 s.
     """
 
     def __init__(self, monitor: TurbineMonitor) -> None:
         self._monitor = monitor
-        self._last: tuple[float, int] | None = None
 
     def collect(self) -> Iterator[Metric]:
         monitor = self._monitor
@@ -47,15 +45,10 @@ class MonitorCollector(Collector):
         yield CounterMetricFamily(
             "quills_monitor_documents", "Instance documents aggregated", value=stats.documents
         )
-        now = time.monotonic()
-        rate = 0.0
-        if self._last is not None and now > self._last[0]:
-            rate = (stats.documents - self._last[1]) / (now - self._last[0])
-        self._last = (now, stats.documents)
         yield GaugeMetricFamily(
             "quills_monitor_documents_per_second",
-            "Documents aggregated per second since the last scrape",
-            rate,
+            "Documents aggregated per second over the last 10 s",
+            stats.documents_per_second(),
         )
         yield CounterMetricFamily(
             "quills_monitor_reconnects", "Reconnects to instances", value=stats.reconnects
@@ -66,6 +59,12 @@ class MonitorCollector(Collector):
         for reason, count in sorted(stats.bad.items()):
             bad.add_metric([reason], count)
         yield bad
+        events = CounterMetricFamily(
+            "quills_monitor_host_events", "Hosts discovery reported up or down", labels=["kind"]
+        )
+        events.add_metric(["up"], monitor.hosts_up)
+        events.add_metric(["down"], monitor.hosts_down)
+        yield events
         yield CounterMetricFamily(
             "quills_monitor_discovery_errors", "Discovery polls that failed", value=monitor.discovery_errors
         )

@@ -1,17 +1,21 @@
 """The aggregator process: discovery, one reader per instance, and the HTTP side.
 
 Endpoints: ``/turbine.stream?cluster=NAME`` (404 "Cluster not found" for an unknown cluster; optional
-``type=HystrixCommand,...`` filter), ``/health`` (JSON), ``/metrics`` (the aggregator's own Prometheus
-metrics). Known clusters are those named by ``clusters=`` plus every cluster discovery has reported.
+``type=HystrixCommand,...`` filter and ``delay=<ms>`` push period), ``/health`` (JSON), ``/metrics``
+(the aggregator's own Prometheus metrics), ``/dashboard/`` (the web dashboard). Known clusters are those
+named by ``clusters=`` plus every
+cluster discovery has reported.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -23,13 +27,23 @@ from starlette.routing import Route
 
 from quills.errors import ConfigError
 from quills.monitor.aggregator import ClusterAggregator
-from quills.monitor.discovery import DiscoveryError, Instance, InstanceDiscovery, diff_instances
+from quills.monitor.dashboard.apps import dashboard_asgi
+from quills.monitor.discovery import (
+    DiscoveryError,
+    HostsChanged,
+    Instance,
+    InstanceDiscovery,
+    diff_instances,
+)
+from quills.monitor.hystrix_format import status_document
 from quills.monitor.instance_reader import InstanceReader, ReaderStats
+from quills.monitor.stream import delay_of
 from quills.monitor.turbine_metrics import monitor_metrics_endpoint
 
 __all__ = ("TurbineMonitor", "Cluster")
 
 _ENCODER = msgspec.json.Encoder()
+_log = logging.getLogger("quills.monitor")
 _HEADERS = {
     "Cache-Control": "no-cache, no-store, max-age=0, must-revalidate",
     "Pragma": "no-cache",
@@ -37,16 +51,12 @@ _HEADERS = {
 
 
 class Cluster:
-    """One cluster: its aggregator, its readers by URL, and a condition its stream writers wait on."""
+    """One cluster: its aggregator and its readers by URL."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.aggregator = ClusterAggregator()
         self.readers: dict[str, tuple[InstanceReader, asyncio.Task[None]]] = {}
-        self.changed = asyncio.Event()
-
-    def notify(self) -> None:
-        self.changed.set()
 
     def reporting_hosts_last(self, seconds: float) -> int:
         """Hosts that sent a document within the last ``seconds``."""
@@ -101,13 +111,18 @@ class TurbineMonitor:
         self.last_discovery_error: str | None = None
         self.stream_clients = 0
         self._known: list[Instance] = []
+        self._listeners: list[Callable[[HostsChanged], None]] = []
+        self.hosts_up = self.hosts_down = 0
         self._client: httpx.AsyncClient | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._sampler: asyncio.Task[None] | None = None
         self.app = Starlette(
             routes=[
                 Route("/turbine.stream", self._turbine_stream),
                 Route("/health", self._health),
                 Route("/metrics", monitor_metrics_endpoint(self)),
+                Route("/dashboard", dashboard_asgi(self._dashboard_streams)),
+                Route("/dashboard/{path:path}", dashboard_asgi(self._dashboard_streams)),
             ],
             lifespan=self._lifespan,
         )
@@ -127,13 +142,15 @@ class TurbineMonitor:
         self._client = httpx.AsyncClient(limits=limits, trust_env=False)
         await self.poll_discovery()
         self._poller = asyncio.create_task(self._poll_forever())
+        self._sampler = asyncio.create_task(self._sample_forever())
 
     async def stop(self) -> None:
         """Stop polling, close every reader and the HTTP client."""
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        for task in (self._poller, self._sampler):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for cluster in self.clusters.values():
             for url in list(cluster.readers):
                 await self._stop_reader(cluster, url)
@@ -142,7 +159,10 @@ class TurbineMonitor:
 
     async def serve(self, host: str = "127.0.0.1", port: int = 8989) -> None:
         """Run the HTTP server (uvicorn) until cancelled or interrupted."""
-        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="on")
+        # streams never end by themselves: give open clients 2 s on shutdown instead of waiting forever
+        config = uvicorn.Config(
+            self.app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+        )
         await uvicorn.Server(config).serve()
 
     # -- discovery -----------------------------------------------------------------------------------
@@ -151,6 +171,11 @@ class TurbineMonitor:
             await asyncio.sleep(self.discovery.poll_interval)
             await self.poll_discovery()
 
+    async def _sample_forever(self) -> None:
+        while True:
+            self.stats.sample()
+            await asyncio.sleep(1.0)
+
     async def poll_discovery(self) -> None:
         """Ask discovery now and start or stop readers for the hosts that went up or down."""
         try:
@@ -158,6 +183,7 @@ class TurbineMonitor:
         except DiscoveryError as exc:
             self.discovery_errors += 1
             self.last_discovery_error = str(exc)
+            _log.warning("discovery failed, keeping the last list: %s", exc)
             return
         for instance in instances:
             self._cluster(instance.cluster)
@@ -167,6 +193,26 @@ class TurbineMonitor:
             await self._stop_reader(self.clusters[instance.cluster], instance.url(self.suffix))
         for instance in up:
             self._start_reader(self.clusters[instance.cluster], instance.url(self.suffix))
+        if up or down:
+            self.hosts_up += len(up)
+            self.hosts_down += len(down)
+            self._publish(HostsChanged(tuple(up), tuple(down), time.time_ns() // 1_000_000))
+
+    def subscribe(self, listener: Callable[[HostsChanged], None]) -> Callable[[], None]:
+        """Call ``listener`` with every :class:`HostsChanged` event; returns a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _publish(self, event: HostsChanged) -> None:
+        for instance in event.up:
+            _log.info("host up: %s (cluster %s)", instance.host, instance.cluster)
+        for instance in event.down:
+            _log.info("host down: %s (cluster %s)", instance.host, instance.cluster)
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a listener's bug must not stop discovery
+                _log.exception("HostsChanged listener %r failed", listener)
 
     def _cluster(self, name: str) -> Cluster:
         cluster = self.clusters.get(name)
@@ -184,7 +230,6 @@ class TurbineMonitor:
             self.stats,
             retry_interval=self.retry_interval,
             read_timeout=self.read_timeout,
-            on_change=cluster.notify,
         )
         cluster.readers[url] = (reader, asyncio.create_task(reader.run(), name=f"quills-reader-{url}"))
 
@@ -196,9 +241,12 @@ class TurbineMonitor:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        cluster.notify()
 
     # -- HTTP ----------------------------------------------------------------------------------------
+    def _dashboard_streams(self) -> list[str]:
+        """What the dashboard opens by default: every known cluster's stream."""
+        return [f"../turbine.stream?cluster={quote(name)}" for name in self.clusters]
+
     async def _health(self, request: Request) -> Response:
         clusters = {
             name: {
@@ -212,6 +260,7 @@ class TurbineMonitor:
             "status": "ok",
             "clusters": clusters,
             "documents": self.stats.documents,
+            "documentsPerSecond": round(self.stats.documents_per_second(), 1),
             "reconnects": self.stats.reconnects,
             "bad": self.stats.bad,
             "discoveryErrors": self.discovery_errors,
@@ -224,16 +273,17 @@ class TurbineMonitor:
         cluster = self.clusters.get(name)
         if cluster is None:
             return PlainTextResponse("Cluster not found", status_code=404)
+        delay = delay_of("", request.url.query, self.interval)
         types_param = request.query_params.get("type")
         types = {t for t in types_param.split(",") if t} if types_param else None
         headers = dict(_HEADERS)
         if self.cors_origin is not None:
             headers["Access-Control-Allow-Origin"] = self.cors_origin
         return StreamingResponse(
-            self._events(cluster, types), media_type="text/event-stream;charset=UTF-8", headers=headers
+            self._events(cluster, types, delay), media_type="text/event-stream;charset=UTF-8", headers=headers
         )
 
-    async def _events(self, cluster: Cluster, types: set[str] | None) -> AsyncIterator[bytes]:
+    async def _events(self, cluster: Cluster, types: set[str] | None, delay: float) -> AsyncIterator[bytes]:
         self.stream_clients += 1
         try:
             loop = asyncio.get_running_loop()
@@ -250,6 +300,9 @@ class TurbineMonitor:
                 if types is not None:
                     docs = [doc for doc in docs if doc["type"] in types]
                 parts = [b"data: " + _ENCODER.encode(doc) + b"\n\n" for doc in docs]
+                if since == -1 and not aggregator.has_documents():
+                    status = status_document(_why_empty(cluster), now_ms=time.time_ns() // 1_000_000)
+                    parts.append(b"data: " + _ENCODER.encode(status) + b"\n\n")
                 if now - last_meta >= 3.0:
                     last_meta = now
                     meta = _meta(cluster.reporting_hosts_last(10.0))
@@ -259,9 +312,18 @@ class TurbineMonitor:
                     parts.append(b": ping\n\n")
                 if parts:
                     yield b"".join(parts)
-                await asyncio.sleep(self.interval)
+                await asyncio.sleep(delay)
         finally:
             self.stream_clients -= 1
+
+
+def _why_empty(cluster: Cluster) -> str:
+    """What a dashboard should say about a cluster with nothing to show (instead of "Loading...")."""
+    if not cluster.readers:
+        return f"no instances in cluster {cluster.name}"
+    if not any(reader.connected for reader, _ in cluster.readers.values()):
+        return f"no instance of cluster {cluster.name} is reachable"
+    return "no commands yet"
 
 
 def _meta(hosts: int) -> dict[str, Any]:

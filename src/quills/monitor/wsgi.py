@@ -57,7 +57,7 @@ class _Events:
         now = time.monotonic()
         body = b""
         if now >= self._next_tick:
-            body = self._app.ticks.payload()
+            body = self._app.ticks.payload(self._delay)
             self._next_tick = max(self._next_tick + self._delay, now)
         if now >= self._next_ping:
             body += PING

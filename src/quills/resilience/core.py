@@ -190,12 +190,10 @@ class CommandCore(Generic[P, R]):
 
     def record_latency(self, execute_ns: int | None, total_ns: int) -> None:
         """Record execute time (None when nothing ran) and total time of one call."""
-        metrics = self.metrics
-        if execute_ns is None:
-            metrics.hist_total[histogram.index_of(total_ns >> 10)] += 1
-        else:
-            metrics.hist_execute[histogram.index_of(execute_ns >> 10)] += 1
-            metrics.hist_total[histogram.index_of(total_ns >> 10)] += 1
+        hist_execute, hist_total = self.metrics.split_histograms()
+        if execute_ns is not None:
+            hist_execute[histogram.index_of(execute_ns >> 10)] += 1
+        hist_total[histogram.index_of(total_ns >> 10)] += 1
 
     def note_concurrency(self, active: int, now: int) -> None:
         metrics = self.metrics
@@ -311,7 +309,7 @@ class CommandCore(Generic[P, R]):
         bucket[_SHORT_CIRCUITED] += 1
         bucket[_FALLBACK_MISSING] += 1
         bucket[_EXCEPTION_THROWN] += 1
-        metrics.hist_total[0] += 1
+        metrics.split_histograms()[1][0] += 1
         if self.publisher.has_listeners:
             self.publisher.publish(
                 CallRejected(self.group, self.name, self.clock.wall_ms(), EventType.SHORT_CIRCUITED)

@@ -1,0 +1,101 @@
+"""The only wiring of the ingest service: broker, key ring, publisher, routes, HTTP server."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+import quills
+import quills.monitor
+from quills.attribution.db import Database
+from quills.attribution.events import TOPIC_OF_TYPE
+from quills.attribution.ingest.config import IngestConfig
+from quills.attribution.ingest.http import IngestHttp
+from quills.attribution.ingest.openapi import openapi_document
+from quills.attribution.ingest.sinks import Publisher
+from quills.attribution.runtime import KeyRingHolder, uvicorn_server
+from quills.errors import ConfigError
+from quills.streams import Backbone, connect
+
+__all__ = ("build_app", "serve")
+
+log = logging.getLogger("quills.attribution.ingest")
+
+
+def build_app(
+    config: IngestConfig, keyring: KeyRingHolder, publisher: Publisher, registry: quills.Registry
+) -> IngestHttp:
+    """The ASGI app: the two event routes, plus health, OpenAPI and live metrics."""
+    document = openapi_document(
+        max_batch_events=config.max_batch_events, max_body_bytes=config.max_body_bytes
+    )
+    started = time.time()
+    holder: list[IngestHttp] = []
+
+    async def openapi(_request: Request) -> Response:
+        return JSONResponse(document)
+
+    async def healthz(_request: Request) -> Response:
+        counters = holder[0].counters
+        (snapshot,) = [s for s in registry.snapshots() if s.name == "ingest.publish"]
+        return JSONResponse(
+            {
+                "status": "ok",
+                "uptime_seconds": round(time.time() - started, 3),
+                "apps": len(keyring.ring.apps),
+                "broker_circuit": str(snapshot.breaker.state.value),
+                "requests": counters.requests,
+                "accepted_events": counters.accepted_events,
+                "rejected_requests": counters.rejected_requests,
+                "unavailable_requests": counters.unavailable_requests,
+                "published_events": publisher.published,
+                "flushes": publisher.flushes,
+            }
+        )
+
+    other = Starlette(
+        routes=[
+            Route("/openapi.json", openapi),
+            Route("/healthz", healthz),
+            Mount("/", quills.monitor.hystrix_stream_app(registry)),
+        ]
+    )
+    app = IngestHttp(config, keyring, publisher, other)
+    holder.append(app)
+    return app
+
+
+async def serve(config: IngestConfig) -> None:
+    """Run the ingest service until SIGINT/SIGTERM."""
+    if not config.broker_url:
+        raise ConfigError("ingest needs a broker: set QUILLS_BROKER or --broker (nats://... or kafka://...)")
+    backbone: Backbone = await connect(config.broker_url)
+    try:
+        for topic in sorted(set(TOPIC_OF_TYPE.values())):
+            await backbone.ensure_topic(topic)
+        keyring = KeyRingHolder(Database(config.db_url), config.keys_reload_interval)
+        await keyring.load()
+        keyring.start()
+        registry = quills.Registry()
+        publisher = Publisher(backbone.publish_raw, registry=registry, timeout=config.publish_timeout)
+        publisher.start()
+        server = uvicorn_server(build_app(config, keyring, publisher, registry), config.host, config.port)
+        log.info(
+            "serving http://%s:%d (broker %s, %d apps)",
+            config.host,
+            config.port,
+            backbone.url,
+            len(keyring.ring.apps),
+        )
+        try:
+            await server.serve()
+        finally:
+            await publisher.close()
+            await keyring.stop()
+    finally:
+        await backbone.close()

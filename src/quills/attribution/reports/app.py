@@ -1,0 +1,158 @@
+"""The only wiring of the Reports service: broker, sink, three consumers, completeness probe, report API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import prometheus_client
+from prometheus_client.core import GaugeMetricFamily
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+import quills
+import quills.monitor
+from quills.attribution.apps import ensure_schema
+from quills.attribution.db import Database
+from quills.attribution.events import INAPPS, INSTALLS, SESSIONS
+from quills.attribution.reports.config import ReportsConfig
+from quills.attribution.reports.freshness import Bounds, Completeness
+from quills.attribution.reports.handlers import fold
+from quills.attribution.reports.http import iso_ms, report_routes
+from quills.attribution.reports.sinks import apply_fold, schema
+from quills.attribution.runtime import KeyRingHolder, uvicorn_server, wait_first
+from quills.errors import ConfigError
+from quills.streams import (
+    Backbone,
+    BatchConsumer,
+    ConsumerOptions,
+    NatsBackbone,
+    StreamsCollector,
+    connect,
+    stream_name,
+)
+
+__all__ = ("serve",)
+
+log = logging.getLogger("quills.attribution.reports")
+TOPICS = (INSTALLS, INAPPS, SESSIONS)
+
+
+def _bounds_reader(backbone: Backbone) -> Any:
+    if not isinstance(backbone, NatsBackbone):
+        return None
+    js = backbone.client.jetstream()
+
+    async def read() -> Bounds:
+        out: Bounds = {}
+        for topic in TOPICS:
+            info = await js.stream_info(stream_name(topic.wire_name))
+            state = info.state
+            out[stream_name(topic.wire_name)] = (int(state.first_seq), int(state.last_seq))
+        return out
+
+    return read
+
+
+class _LagCollector:
+    def __init__(self, completeness: Completeness) -> None:
+        self._completeness = completeness
+
+    def collect(self) -> Any:
+        lag = self._completeness.lag_seconds()
+        family = GaugeMetricFamily(
+            "quills_reports_lag_seconds", "now minus data_complete_until (NaN while unknown)"
+        )
+        family.add_metric([], float("nan") if lag is None else lag)
+        yield family
+
+
+async def serve(config: ReportsConfig) -> None:
+    """Run the Reports service (consumers and report API) until SIGINT/SIGTERM."""
+    if not config.broker_url:
+        raise ConfigError("reports needs a broker: set QUILLS_BROKER or --broker (nats://... or kafka://...)")
+    db = Database(config.db_url)
+    await asyncio.to_thread(ensure_schema, db)
+    sink = await asyncio.to_thread(db.sink, apply_fold(db), schema(db))
+    backbone = await connect(config.broker_url)
+    try:
+        options = ConsumerOptions(
+            group=config.group, max_batch_size=config.max_batch_size, max_wait=config.max_wait
+        )
+        consumers: list[BatchConsumer[Any, Any]] = [
+            backbone.consumer(topic, fold, options, sink=sink) for topic in TOPICS
+        ]
+        read_bounds = _bounds_reader(backbone)
+
+        async def no_bounds() -> Bounds:
+            raise ConfigError("data_complete_until needs NATS JetStream")
+
+        completeness = Completeness(read_bounds or no_bounds, lambda: sink.positions(config.group))
+        keyring = KeyRingHolder(db, config.keys_reload_interval)
+        await keyring.load()
+        keyring.start()
+        registry = quills.Registry()
+        metrics = prometheus_client.CollectorRegistry()
+        metrics.register(quills.monitor.QuillsCollector(registry))
+        metrics.register(StreamsCollector(consumers))
+        metrics.register(_LagCollector(completeness))
+        started = time.time()
+
+        async def healthz(_request: Request) -> Response:
+            snaps = [c.snapshot() for c in consumers]
+            return JSONResponse(
+                {
+                    "status": "ok" if all(s.is_healthy for s in snaps) else "degraded",
+                    "uptime_seconds": round(time.time() - started, 3),
+                    "data_complete_until": iso_ms(completeness.complete_until_ms),
+                    "lag_seconds": completeness.lag_seconds(),
+                    "consumers": [
+                        {
+                            "topic": s.topic,
+                            "messages": s.messages,
+                            "batches": s.batches,
+                            "dlq_messages": s.dlq_messages,
+                            "lag": s.lag,
+                            "healthy": s.is_healthy,
+                            "parked": s.is_parked,
+                            "last_error": s.last_error,
+                        }
+                        for s in snaps
+                    ],
+                }
+            )
+
+        async def prometheus(_request: Request) -> Response:
+            return Response(
+                prometheus_client.generate_latest(metrics), media_type=prometheus_client.CONTENT_TYPE_LATEST
+            )
+
+        app = Starlette(
+            routes=[
+                *report_routes(db, keyring, completeness),
+                Route("/healthz", healthz),
+                Route("/metrics", prometheus),
+                Mount("/", quills.monitor.hystrix_stream_app(registry, prometheus=False)),
+            ]
+        )
+        server = uvicorn_server(app, config.host, config.port)
+        log.info("serving http://%s:%d (broker %s, db %s)", config.host, config.port, backbone.url, db.url)
+        probe = asyncio.get_running_loop().create_task(completeness.run(config.probe_interval))
+        runs = [asyncio.ensure_future(c.run(handle_signals=False)) for c in consumers]
+        try:
+            # uvicorn handles SIGINT/SIGTERM; a consumer that ends by itself (fatal error) ends the process
+            # so the supervisor restarts it.
+            await wait_first(server.serve(), asyncio.gather(*runs))
+        finally:
+            for c in consumers:
+                c.stop()
+            await asyncio.gather(*runs, return_exceptions=True)
+            probe.cancel()
+            await keyring.stop()
+    finally:
+        await backbone.close()
+        sink.close()

@@ -1,0 +1,106 @@
+"""``data_complete_until``: the time up to which every accepted event is in the reports.
+
+Reads: the broker's last sequence of each topic; the consumer positions stored with the aggregates.
+Writes: nothing (keeps the answer in memory).
+
+Definition. Every ``probe_interval`` the service notes the wall time ``t`` and then asks the broker for
+each topic's last stored sequence ``s(t)``. An event that got its 202 before ``t`` was stored before
+``t``, so its sequence is at most ``s(t)``. Once the stored positions (committed in the same transaction
+as the aggregates) cover every sequence of each topic from its first up to ``s(t)``, every event
+accepted before ``t`` is in the reports: ``data_complete_until = t``, the latest such ``t``. It is a
+lower bound: events accepted after it may already be included too. After a restart it is unknown (null)
+until the first probe is covered. The lag of the reports is ``now - data_complete_until``.
+
+NATS JetStream only (the embedded default): on Kafka it would need the high watermarks and is null.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+
+import msgspec
+
+__all__ = ("Completeness", "covered_upto")
+
+_RANGES = msgspec.json.Decoder(list[tuple[int, int]])
+
+Bounds = dict[str, tuple[int, int]]
+"""Per stream: (first sequence, last sequence); (0, 0) for an empty stream."""
+
+
+def covered_upto(stored: str | None, first_seq: int) -> int:
+    """The last sequence up to which ``stored`` (merged ``[first, last]`` ranges, JSON) is contiguous from
+    ``first_seq``; ``first_seq - 1`` if the first is not stored."""
+    upto = first_seq - 1
+    if not stored:
+        return upto
+    for lo, hi in sorted(_RANGES.decode(stored)):
+        if lo > upto + 1:
+            break
+        upto = max(upto, hi)
+    return upto
+
+
+class Completeness:
+    """Tracks ``data_complete_until`` (epoch ms, or None while unknown).
+
+    Args:
+        read_bounds: asks the broker for each stream's (first, last) sequence.
+        read_positions: the stored positions of the group (``stream -> ranges JSON``); blocking.
+        max_history: probes remembered while the consumer is behind, 1..1e6 (default 100,000).
+    """
+
+    def __init__(
+        self,
+        read_bounds: Callable[[], Awaitable[Bounds]],
+        read_positions: Callable[[], Mapping[str, str]],
+        *,
+        max_history: int = 100_000,
+        now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self._read_bounds = read_bounds
+        self._read_positions = read_positions
+        self._history: deque[tuple[int, Bounds]] = deque(maxlen=max_history)
+        self._now_ms = now_ms
+        self.complete_until_ms: int | None = None
+
+    def lag_seconds(self) -> float | None:
+        """Seconds between now and ``data_complete_until`` (None while unknown)."""
+        if self.complete_until_ms is None:
+            return None
+        return max(0.0, (self._now_ms() - self.complete_until_ms) / 1000)
+
+    async def probe(self) -> None:
+        """One probe: note the time, read the broker, compare with the stored positions."""
+        t = self._now_ms()
+        self._history.append((t, await self._read_bounds()))
+        positions = await asyncio.to_thread(self._read_positions)
+        self.advance(positions)
+
+    def advance(self, positions: Mapping[str, str]) -> None:
+        """Move ``complete_until_ms`` to the latest remembered probe that ``positions`` cover."""
+        best: int | None = None
+        while self._history:
+            t, bounds = self._history[0]
+            if all(
+                last == 0 or covered_upto(positions.get(stream), first) >= last
+                for stream, (first, last) in bounds.items()
+            ):
+                best = t
+                self._history.popleft()
+            else:
+                break
+        if best is not None and (self.complete_until_ms is None or best > self.complete_until_ms):
+            self.complete_until_ms = best
+
+    async def run(self, interval: float) -> None:
+        """Probe every ``interval`` seconds until cancelled (a failed probe is retried next time)."""
+        while True:
+            try:
+                await self.probe()
+            except Exception:
+                pass
+            await asyncio.sleep(interval)

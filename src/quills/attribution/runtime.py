@@ -1,0 +1,104 @@
+"""What every platform process shares: the event loop (uvloop when installed), a uvicorn server on the
+running loop, and a periodic reload of the key ring."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import uvicorn
+
+from quills.attribution.apps import load_keyring
+from quills.attribution.db import Database
+from quills.attribution.keys import KeyRing
+
+__all__ = ("run_main", "uvicorn_server", "KeyRingHolder", "setup_logging")
+
+T = TypeVar("T")
+
+
+def run_main(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``main()`` on uvloop if it is installed, else on asyncio's default loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+        return asyncio.run(main())
+    return uvloop.run(main())
+
+
+def setup_logging(name: str) -> None:
+    """Plain ``LEVEL name: message`` lines on stderr (the supervisor prefixes them with the service)."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=f"%(levelname)s {name}: %(message)s")
+
+
+def uvicorn_server(app: Any, host: str, port: int) -> uvicorn.Server:
+    """A uvicorn server for ``app`` (httptools parser when installed, no access log, warnings only)."""
+    try:
+        import httptools  # noqa: F401
+
+        http = "httptools"
+    except ImportError:  # pragma: no cover
+        http = "h11"
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=http,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=30,
+        backlog=2048,
+    )
+    return uvicorn.Server(config)
+
+
+class KeyRingHolder:
+    """The current key ring, reloaded from the database every ``interval`` seconds (0.1..3600).
+
+    A failed reload keeps the previous ring and logs why (the database may be restarting)."""
+
+    def __init__(self, db: Database, interval: float) -> None:
+        self._db = db
+        self._interval = interval
+        self.ring = KeyRing()
+        self._task: asyncio.Task[None] | None = None
+
+    def __call__(self) -> KeyRing:
+        return self.ring
+
+    async def load(self) -> None:
+        """Load now (raises if the database cannot be read)."""
+        self.ring = await asyncio.to_thread(load_keyring, self._db)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._reload_forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _reload_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.load()
+            except Exception as exc:
+                logging.getLogger("quills.attribution").warning("key reload failed: %r", exc)
+
+
+async def wait_first(*aws: Awaitable[Any]) -> None:
+    """Wait until the first of ``aws`` finishes; cancel the others."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,219 @@
+"""The synthetic traffic model of ``shared/reference/attribution-domain.md`` section 5, for ``quills loadgen``
+and the demo apps of ``quills up``.
+
+Pure: every draw comes from the ``random.Random`` it is given, and time from the ``now_ms`` argument, so a
+seed reproduces a run. Knobs (defaults as in the reference): apps Zipf s=1.1 on volume; android 0.70 /
+ios 0.30; organic 0.55; the named media sources and a Zipf tail of 40; 1-50 campaigns per app and source
+(Zipf); the country weights, rest uniform over 60 more; event mix session .70, in_app .24, install .04,
+reinstall .005, uninstall .01, reattribution .005; in-app names with Zipf customs; revenue on 3 % of in-app
+events (log-normal, median 2.99, sigma 1.2; 85 % USD; 1 % refunds); lateness 97 % < 5 s, 2.5 % < 1 h,
+0.4 % < 48 h, 0.1 % up to 30 days; 0.5 % duplicate event ids.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import random
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ("DemoApp", "demo_apps", "TrafficModel")
+
+_SOURCES = [
+    ("googleadwords_int", 0.24),
+    ("Facebook Ads", 0.20),
+    ("applovin_int", 0.10),
+    ("tiktokglobal_int", 0.08),
+    ("Apple Search Ads", 0.07),
+    ("unityads_int", 0.06),
+    ("ironsource_int", 0.05),
+    ("mintegral_int", 0.05),
+    ("moloco_int", 0.04),
+]
+_TAIL = [f"network{i:02d}_int" for i in range(1, 41)]
+_COUNTRIES = [
+    ("IN", 0.16), ("US", 0.12), ("BR", 0.08), ("ID", 0.07), ("MX", 0.04), ("RU", 0.03), ("TR", 0.03),
+    ("PH", 0.03), ("VN", 0.03), ("PK", 0.03), ("EG", 0.02), ("NG", 0.02), ("TH", 0.02), ("DE", 0.02),
+    ("GB", 0.02), ("JP", 0.02), ("FR", 0.02), ("KR", 0.015),
+]  # fmt: skip
+_REST = [
+    "AR", "AT", "AU", "BD", "BE", "BG", "CA", "CH", "CL", "CN", "CO", "CZ", "DK", "DZ", "EC", "ES", "FI",
+    "GH", "GR", "HK", "HU", "IE", "IL", "IQ", "IT", "JO", "KE", "KZ", "LK", "MA", "MM", "MY", "NL", "NO",
+    "NP", "NZ", "PE", "PL", "PT", "RO", "RS", "SA", "SE", "SG", "SK", "TN", "TW", "TZ", "UA", "UG", "UY",
+    "UZ", "VE", "ZA", "AE", "AZ", "BY", "CR", "DO", "GT",
+]  # fmt: skip
+_TYPES = [
+    ("session", 0.70), ("in_app", 0.24), ("install", 0.04), ("uninstall", 0.01), ("reinstall", 0.005),
+    ("reattribution", 0.005),
+]  # fmt: skip
+_NAMES = ["af_app_opened", "af_level_achieved", "af_tutorial_completion", "af_add_to_cart"]
+_NAMES += ["af_complete_registration", "af_purchase"] + [f"custom_{i}" for i in range(1, 21)]
+_LOCAL = {"IN": "INR", "BR": "BRL", "ID": "IDR", "MX": "MXN", "RU": "RUB", "TR": "TRY", "DE": "EUR"}
+_LOCAL |= {"FR": "EUR", "GB": "GBP", "JP": "JPY", "KR": "KRW", "PH": "PHP", "TH": "THB", "EG": "EGP"}
+_UA = (
+    "Mozilla/5.0 (Linux; Android 14; SM-S918B Build/UP1A.231005.007; wv) AppleWebKit/537.36 "
+    "(KHTML, like Gecko)"
+)
+
+
+def _zipf(n: int, s: float) -> list[float]:
+    """Cumulative Zipf weights of ranks 1..n."""
+    return list(itertools.accumulate(1.0 / (k**s) for k in range(1, n + 1)))
+
+
+def _cumulative(weights: list[float]) -> list[float]:
+    return list(itertools.accumulate(weights))
+
+
+@dataclass(frozen=True)
+class DemoApp:
+    """A demo app: its id and platform (an app id belongs to one store)."""
+
+    app_id: str
+    platform: str
+
+
+def demo_apps(n: int = 1000, *, seed: int = 7) -> list[DemoApp]:
+    """``n`` demo apps (1..100,000), rank 1 the busiest: Android package names or iOS store ids, 70/30."""
+    if not 1 <= n <= 100_000:
+        raise ValueError(f"demo apps must be 1..100000, got {n}")
+    rng = random.Random(seed)
+    apps = []
+    for rank in range(1, n + 1):
+        if rng.random() < 0.70:
+            apps.append(DemoApp(f"com.quills.demo.app{rank:05d}", "android"))
+        else:
+            apps.append(DemoApp(f"id{1_400_000_000 + rank}", "ios"))
+    return apps
+
+
+class TrafficModel:
+    """Draws apps and events following the reference's traffic model.
+
+    Args:
+        apps: the apps traffic goes to, busiest first (Zipf s=1.1 over their ranks).
+        rng: the source of randomness.
+        devices_per_app: distinct devices of the busiest app, 1..1e9 (default 50,000); app k has
+            ``max(50, devices_per_app / k)``.
+    """
+
+    def __init__(self, apps: list[DemoApp], rng: random.Random, *, devices_per_app: int = 50_000) -> None:
+        if not apps:
+            raise ValueError("the traffic model needs at least one app")
+        self.apps = apps
+        self.rng = rng
+        self._app_cum = _zipf(len(apps), 1.1)
+        self._source_cum = _cumulative([w for _, w in _SOURCES] + [0.11 * w for w in _norm(_zipf_w(40))])
+        self._sources = [s for s, _ in _SOURCES] + _TAIL
+        self._country_cum = _cumulative(
+            [w for _, w in _COUNTRIES] + [0.0 + (1 - 0.745) / len(_REST)] * len(_REST)
+        )
+        self._countries = [c for c, _ in _COUNTRIES] + _REST
+        self._type_cum = _cumulative([w for _, w in _TYPES])
+        self._types = [t for t, _ in _TYPES]
+        self._name_cum = _zipf(len(_NAMES), 1.0)
+        self._campaign_cum = _zipf(50, 1.2)
+        self._devices = devices_per_app
+        self._recent: list[str] = []
+        self._rank = {a.app_id: i + 1 for i, a in enumerate(apps)}
+
+    def pick(self, cum: list[float], items: list[Any]) -> Any:
+        return items[min(bisect.bisect(cum, self.rng.random() * cum[-1]), len(items) - 1)]
+
+    def app(self) -> DemoApp:
+        """An app, Zipf-weighted."""
+        return self.pick(self._app_cum, self.apps)  # type: ignore[no-any-return]
+
+    def event(self, app: DemoApp, now_ms: int) -> dict[str, Any]:
+        """One event of ``app`` as a JSON-ready dict (what an SDK or S2S client would send)."""
+        rng = self.rng
+        rank = self._rank.get(app.app_id, 1)
+        event_type: str = self.pick(self._type_cum, self._types)
+        organic = rng.random() < 0.55
+        source = "organic" if organic else self.pick(self._source_cum, self._sources)
+        if source == "Apple Search Ads" and app.platform != "ios":
+            source = "googleadwords_int"
+        device = rng.randrange(max(50, self._devices // rank))
+        event_time = now_ms - _lateness_ms(rng)
+        event_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        if self._recent and rng.random() < 0.005:
+            event_id = rng.choice(self._recent)
+        else:
+            if len(self._recent) >= 1000:
+                self._recent.pop(0)
+            self._recent.append(event_id)
+        country = self.pick(self._country_cum, self._countries)
+        e: dict[str, Any] = {
+            "event_type": event_type,
+            "event_id": event_id,
+            "app_id": app.app_id,
+            "platform": app.platform,
+            "event_time": event_time,
+            "event_source": "s2s",
+            "sdk_version": "6.14.2",
+            "app_version": "3.2.1",
+            "os_version": "14" if app.platform == "android" else "17.5",
+            "device_id": f"{rank:05d}-{device:09d}",
+            "country_code": country,
+            "media_source": source,
+            "user_agent": _UA,
+            "device_model": "SM-S918B" if app.platform == "android" else "iPhone15,2",
+            "language": "en-US",
+        }
+        if app.platform == "android" and rng.random() < 0.92:
+            e["advertising_id"] = (
+                "00000000-0000-0000-0000-000000000000"
+                if rng.random() < 0.08
+                else (str(uuid.UUID(int=hash((rank, device)) & ((1 << 128) - 1))))
+            )
+        if app.platform == "ios" and rng.random() < 0.25:
+            e["idfa"] = str(uuid.UUID(int=(rank << 40) + device))
+        if rng.random() < 0.40:
+            e["customer_user_id"] = f"user-{device}"
+        if not organic:
+            campaign = self.pick(self._campaign_cum, list(range(1, 51)))
+            e["campaign"] = f"{source.split('_')[0].lower()}_campaign_{campaign}"
+            e["af_c_id"] = str(1000 + campaign)
+            e["af_adset"] = f"adset_{rng.randrange(1, 11)}"
+            e["af_ad"] = f"ad_{rng.randrange(1, 6)}"
+            e["af_siteid"] = f"site{rng.randrange(10_000)}"
+            e["attributed_touch_type"] = "click" if rng.random() < 0.85 else "impression"
+            e["is_retargeting"] = rng.random() < 0.05
+        if event_type != "install" and event_type not in ("reinstall", "reattribution", "uninstall"):
+            e["install_time"] = event_time - rng.randrange(0, 30 * 86_400_000)
+        if event_type == "in_app":
+            name = self.pick(self._name_cum, _NAMES)
+            e["event_name"] = name
+            e["event_value"] = '{"af_level":"7","af_score":1200}'
+            if rng.random() < 0.03:
+                revenue = round(math.exp(math.log(2.99) + 1.2 * rng.gauss(0, 1)), 2)
+                if rng.random() < 0.01:
+                    revenue = -revenue
+                currency = "USD" if rng.random() < 0.85 else _LOCAL.get(country, "EUR")
+                e["event_name"] = "af_purchase"
+                e["event_revenue"] = revenue
+                e["event_revenue_currency"] = currency
+        return e
+
+
+def _zipf_w(n: int) -> list[float]:
+    return [1.0 / k for k in range(1, n + 1)]
+
+
+def _norm(weights: list[float]) -> list[float]:
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def _lateness_ms(rng: random.Random) -> int:
+    r = rng.random()
+    if r < 0.97:
+        return int(rng.random() * 5_000)
+    if r < 0.995:
+        return int(5_000 + rng.random() * 3_595_000)
+    if r < 0.999:
+        return int(3_600_000 + rng.random() * 169_200_000)
+    return int(172_800_000 + rng.random() * 27 * 86_400_000)

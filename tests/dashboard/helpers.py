@@ -1,0 +1,134 @@
+"""Helpers of the dashboard tests: free ports, a uvicorn thread, real instance and aggregator processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+INSTANCE_APP = Path(__file__).with_name("instance_app.py")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class UvicornThread:
+    """A real uvicorn server on loopback, in a background thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=1,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> UvicornThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class Process:
+    """A child process that is killed (SIGKILL, then reaped) by :meth:`stop`."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+class InstanceApp(Process):
+    """tests/dashboard/instance_app.py: three commands in a loop, ``charge`` failing while a file exists."""
+
+    def __init__(self, fail_file: Path) -> None:
+        super().__init__([sys.executable, str(INSTANCE_APP), "--fail-file", str(fail_file)])
+        self.fail_file = fail_file
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline()
+        if not first.startswith("port "):
+            self.stop()
+            raise RuntimeError(f"instance did not start: {first!r}")
+        self.port = int(first.split()[1])
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def fail(self, failing: bool) -> None:
+        """Make ``charge``'s dependency fail (True) or recover (False)."""
+        if failing:
+            self.fail_file.touch()
+        else:
+            self.fail_file.unlink(missing_ok=True)
+
+
+class Aggregator(Process):
+    """A real ``quills monitor`` process over the given instances, in one cluster."""
+
+    def __init__(self, instances: list[str], cluster: str) -> None:
+        self.port = free_port()
+        super().__init__(
+            [
+                sys.executable,
+                "-m",
+                "quills.cli",
+                "monitor",
+                "--instance",
+                ",".join(instances),
+                "--cluster",
+                cluster,
+                "--port",
+                str(self.port),
+            ]
+        )
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("quills monitor did not start")
+            time.sleep(0.1)
