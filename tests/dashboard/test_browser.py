@@ -63,7 +63,7 @@ def test_instance_dashboard_shows_a_tile_per_command_and_pool(page: Page, instan
     search_pool = _tile(page, "catalog", "pools")
     assert search_pool.locator(".pool-poolSize").inner_text() != ""
     expect(search_pool.locator(".pool-queueSize")).to_have_text("5")
-    assert page.locator("#empty").is_hidden()
+    expect(page.locator("#empty")).to_be_hidden()
     _no_console_errors(page)
 
 
