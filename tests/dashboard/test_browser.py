@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from .helpers import Aggregator, InstanceApp
 
@@ -53,8 +53,8 @@ def test_instance_dashboard_shows_a_tile_per_command_and_pool(page: Page, instan
         "document.querySelector(\".tile[data-name='get_user'] .count.success\").textContent > 0"
     )
     get_user = _tile(page, "get_user")
-    assert get_user.locator(".circuit-state").inner_text() == "Closed"
-    assert get_user.locator(".hosts").inner_text() == "1"
+    expect(get_user.locator(".circuit-state")).to_have_text("Closed")
+    expect(get_user.locator(".hosts")).to_have_text("1")
     assert float(get_user.locator(".rate-circle").get_attribute("r") or 0) > 5
     assert get_user.locator(".rate-circle").get_attribute("fill") == GREEN
     assert get_user.locator(".host-rate").inner_text().endswith("/s")
@@ -62,8 +62,8 @@ def test_instance_dashboard_shows_a_tile_per_command_and_pool(page: Page, instan
         assert get_user.locator(f".lat-{latency}").inner_text().endswith("ms")
     search_pool = _tile(page, "catalog", "pools")
     assert search_pool.locator(".pool-poolSize").inner_text() != ""
-    assert search_pool.locator(".pool-queueSize").inner_text() == "5"
-    assert page.locator("#empty").is_hidden()
+    expect(search_pool.locator(".pool-queueSize")).to_have_text("5")
+    expect(page.locator("#empty")).to_be_hidden()
     _no_console_errors(page)
 
 
@@ -76,7 +76,7 @@ def test_failing_dependency_turns_its_tile_red_and_open_then_recovers(
         "../turbine.stream?cluster=shop"
     ]
     charge = _tile(page, "charge")
-    assert charge.locator(".circuit-state").inner_text() == "Closed"
+    expect(charge.locator(".circuit-state")).to_have_text("Closed")
     instance.fail(True)
     try:
         started = time.monotonic()
@@ -84,7 +84,7 @@ def test_failing_dependency_turns_its_tile_red_and_open_then_recovers(
             "document.querySelector(\".tile[data-name='charge']\").dataset.circuit === 'open'", timeout=10_000
         )
         opened_after = time.monotonic() - started
-        assert charge.locator(".circuit-state").inner_text() == "Open"
+        expect(charge.locator(".circuit-state")).to_have_text("Open")
         page.wait_for_function(f"{CHARGE_FILL} === '{RED}'")
         assert charge.get_attribute("data-health") == "bad"
         assert _order(page)[0] == "charge"  # error then volume: the broken circuit comes first
@@ -96,7 +96,7 @@ def test_failing_dependency_turns_its_tile_red_and_open_then_recovers(
     page.wait_for_function(
         "document.querySelector(\".tile[data-name='charge']\").dataset.circuit === 'closed'", timeout=15_000
     )
-    assert charge.locator(".circuit-state").inner_text() == "Closed"
+    expect(charge.locator(".circuit-state")).to_have_text("Closed")
     page.wait_for_function(f"{CHARGE_FILL} === '{GREEN}'")
     _no_console_errors(page)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 import quills
 from quills.monitor import FileDiscovery, TurbineMonitor, serve
@@ -44,7 +44,7 @@ def test_page_says_waiting_for_the_first_command_until_one_runs(page: Page) -> N
     with serve(port=0, registry=registry) as server:
         page.goto(server.dashboard_url)
         page.wait_for_function(f"{EMPTY_TEXT}.startsWith('Waiting for the first command')")
-        assert page.locator("#streams .stream-state").inner_text() == "waiting for the first command"
+        expect(page.locator("#streams .stream-state")).to_have_text("waiting for the first command")
         assert page.locator("#commands .tile").count() == 0
 
         @quills.command(group="g", name="first", registry=registry)
@@ -53,8 +53,8 @@ def test_page_says_waiting_for_the_first_command_until_one_runs(page: Page) -> N
 
         first()
         page.wait_for_selector("#commands .tile[data-name='first']")
-        assert page.locator("#empty").is_hidden()
-        assert page.locator("#streams .stream-state").inner_text() == "live"
+        expect(page.locator("#empty")).to_be_hidden()
+        expect(page.locator("#streams .stream-state")).to_have_text("live")
     assert page.console.errors == []  # type: ignore[attr-defined]
 
 
@@ -67,11 +67,11 @@ def test_page_says_too_many_clients_on_503_and_connects_when_a_slot_frees(
             assert held.status_code == 200
             page.goto(server.dashboard_url)
             page.wait_for_function(f"{EMPTY_TEXT} === 'Too many clients (503)'")
-            assert page.locator("#streams .stream").get_attribute("data-state") == "full"
+            expect(page.locator("#streams .stream")).to_have_attribute("data-state", "full")
         finally:
             held.close()
         page.wait_for_selector("#commands .tile[data-name='alpha']", timeout=12_000)
-        assert page.locator("#streams .stream-state").inner_text() == "live"
+        expect(page.locator("#streams .stream-state")).to_have_text("live")
 
 
 def test_page_says_connection_lost_and_reconnects_when_the_instance_is_back(

@@ -102,6 +102,7 @@ function onDocument(doc, conn) {
     page.listener.circuitChanged(tile.view.circuit.kind, view.circuit.kind);
   }
   tile.update(view);
+  if (tile.el.dataset.health === undefined) tile.render(); // a new tile never shows its placeholders
   scheduleRender();
 }
 
