@@ -94,11 +94,10 @@ def test_latency_window_drops_buckets_older_than_sixty_seconds() -> None:
     metrics.rotate(clock.now_ns())
     metrics.split_histograms()[0][200] += 1
     window = metrics.latency()
-    assert window.execute[100] == 1 and window.total[100] == 1
-    assert window.execute[200] == 1 and window.total[200] == 0
+    assert window.execute == {100: 1, 200: 1}
+    assert window.total == {100: 1}
     clock.advance(40.0)
     window = metrics.latency()
-    assert window.execute[100] == 0
-    assert window.execute[200] == 1
+    assert window.execute == {200: 1}
     clock.advance(60.0)
-    assert sum(metrics.latency().execute) == 0
+    assert metrics.latency().execute == {}

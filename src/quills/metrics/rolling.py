@@ -48,10 +48,11 @@ class HealthCounts:
 
 @dataclass(frozen=True, slots=True)
 class LatencyWindow:
-    """Dense histograms (µs, see :mod:`quills.metrics.histogram`) over the percentile window."""
+    """Sparse histograms ({bucket index: count}, see :mod:`quills.metrics.histogram`) over the percentile
+    window."""
 
-    execute: list[int]
-    total: list[int]
+    execute: dict[int, int]
+    total: dict[int, int]
 
 
 def _health_of(bucket: list[int]) -> tuple[int, int, int]:
@@ -74,6 +75,7 @@ class RollingMetrics:
 
     __slots__ = (
         "_bucket_ns",
+        "_closed_cache",
         "_current_offset",
         "_health_errors",
         "_health_slow",
@@ -84,6 +86,7 @@ class RollingMetrics:
         "_lock",
         "_now_ns",
         "_ring",
+        "_ring_totals",
         "_uncounted",
         "bucket_end",
         "current",
@@ -127,6 +130,9 @@ class RollingMetrics:
         with self._lock:
             self._bucket_ns = int(health_interval * _NS)
             self._ring: deque[list[int]] = deque(maxlen=round(window / health_interval))
+            # every counter summed over the closed buckets (the max-concurrency slot excepted), kept up to
+            # date as buckets close so a snapshot does not re-add the whole window
+            self._ring_totals = [0] * BUCKET_SLOTS
             self._health_total = self._health_errors = self._health_slow = 0
             # after reset_health: how many of the oldest ring buckets are outside the health window, and
             # how much of the current bucket was recorded before the reset
@@ -134,6 +140,9 @@ class RollingMetrics:
             self._current_offset = (0, 0, 0)
             self._hist_ns = int(percentile_window / percentile_buckets * _NS)
             self._hist_ring: deque[tuple[Compact, Compact, Compact]] = deque(maxlen=percentile_buckets - 1)
+            # the closed percentile buckets merged, kept until the next rotation (snapshots run twice a
+            # second; closed buckets change every 10 s)
+            self._closed_cache: tuple[dict[int, int], dict[int, int], dict[int, int]] | None = None
             now = self._now_ns()
             #: counters of the bucket being filled, indexed by EventType (plus the max-concurrency slot)
             self.current = [0] * BUCKET_SLOTS
@@ -166,6 +175,9 @@ class RollingMetrics:
             for step in range(elapsed):
                 closing = self.current if step == 0 else [0] * BUCKET_SLOTS
                 if len(ring) == ring.maxlen:
+                    for slot, value in enumerate(ring[0]):
+                        if value:
+                            self._ring_totals[slot] -= value
                     if self._uncounted:
                         self._uncounted -= 1
                     else:
@@ -174,6 +186,9 @@ class RollingMetrics:
                         self._health_errors -= e
                         self._health_slow -= s
                 ring.append(closing)
+                for slot, value in enumerate(closing):
+                    if value:
+                        self._ring_totals[slot] += value
                 t, e, s = _health_of(closing)
                 if step == 0:
                     ot, oe, os_ = self._current_offset
@@ -198,6 +213,7 @@ class RollingMetrics:
             histogram.compact(self.hist_total),
         )
         self._hist_ring.append(closed)
+        self._closed_cache = None
         for _ in range(min(periods - 1, self._hist_ring.maxlen or 0)):
             self._hist_ring.append((_EMPTY, _EMPTY, _EMPTY))
         for dense in (self.hist_both, self.hist_execute, self.hist_total):
@@ -223,13 +239,10 @@ class RollingMetrics:
         """Sum of every counter over the rolling window, current bucket included."""
         self.rotate(self._now_ns())
         with self._lock:
-            totals = list(self.current)
-            for bucket in self._ring:
-                for slot, value in enumerate(bucket):
-                    if value:
-                        totals[slot] += value
+            current = self.current
+            totals = [closed + now for closed, now in zip(self._ring_totals, current, strict=True)]
             totals[MAX_CONCURRENT_SLOT] = max(
-                [self.current[MAX_CONCURRENT_SLOT], *(b[MAX_CONCURRENT_SLOT] for b in self._ring)]
+                current[MAX_CONCURRENT_SLOT], *(b[MAX_CONCURRENT_SLOT] for b in self._ring), 0
             )
         # fast paths record the maximum only when calls overlapped; any execution means at least 1
         if totals[MAX_CONCURRENT_SLOT] == 0 and any(totals[event] for event in _EXECUTED):
@@ -240,15 +253,18 @@ class RollingMetrics:
         """Execute and total latency histograms over the percentile window."""
         self.rotate(self._now_ns())
         with self._lock:
-            both = list(self.hist_both)
-            execute = list(self.hist_execute) or [0] * histogram.SIZE
-            total = list(self.hist_total) or [0] * histogram.SIZE
-            for closed_both, closed_execute, closed_total in self._hist_ring:
-                histogram.add_compact(both, closed_both)
-                histogram.add_compact(execute, closed_execute)
-                histogram.add_compact(total, closed_total)
-        for index, count in enumerate(both):
-            if count:
-                execute[index] += count
-                total[index] += count
+            if self._closed_cache is None:
+                closed: tuple[dict[int, int], dict[int, int], dict[int, int]] = ({}, {}, {})
+                for kept in self._hist_ring:
+                    for into, compact in zip(closed, kept, strict=True):
+                        for index, count in zip(*compact, strict=True):
+                            into[index] = into.get(index, 0) + count
+                self._closed_cache = closed
+            both, execute, total = (dict(part) for part in self._closed_cache)
+            histogram.add_dense(both, self.hist_both)
+            histogram.add_dense(execute, self.hist_execute)
+            histogram.add_dense(total, self.hist_total)
+        for index, count in both.items():
+            execute[index] = execute.get(index, 0) + count
+            total[index] = total.get(index, 0) + count
         return LatencyWindow(execute, total)

@@ -431,11 +431,11 @@ class CommandCore(Generic[P, R]):
 _new_error = BaseException.__new__
 
 
-def _latency(counts: list[int]) -> LatencySnapshot:
+def _latency(buckets: dict[int, int]) -> LatencySnapshot:
     to_ms = _TICK_NS / 1e6
-    values = histogram.percentiles(counts, PERCENTILES)
+    values = histogram.sparse_percentiles(buckets, PERCENTILES)
     return LatencySnapshot(
-        mean=histogram.mean_of(counts) * to_ms,
+        mean=histogram.sparse_mean(buckets) * to_ms,
         percentiles={q: v * to_ms for q, v in zip(PERCENTILES, values, strict=True)},
-        buckets=histogram.sparse(counts),
+        buckets=buckets,
     )
