@@ -101,3 +101,21 @@ def test_latency_window_drops_buckets_older_than_sixty_seconds() -> None:
     assert window.execute == {200: 1}
     clock.advance(60.0)
     assert metrics.latency().execute == {}
+
+
+def test_lifetime_counts_and_latency_outlive_the_windows() -> None:
+    clock = FakeClock()
+    metrics = RollingMetrics(clock.now_ns)
+    for _ in range(3):
+        _record(metrics, clock, EventType.SUCCESS)
+    metrics.hist_both[50] += 3
+    assert metrics.lifetime_counts()[EventType.SUCCESS] == 3  # the open bucket counts too
+    clock.advance(100.0)  # past both the 10 s and the 60 s windows
+    _record(metrics, clock, EventType.FAILURE)
+    metrics.split_histograms()[0][70] += 1
+    assert metrics.counts()[EventType.SUCCESS] == 0
+    lifetime = metrics.lifetime_counts()
+    assert (lifetime[EventType.SUCCESS], lifetime[EventType.FAILURE]) == (3, 1)
+    assert metrics.latency().execute == {70: 1}
+    assert metrics.lifetime_latency().execute == {50: 3, 70: 1}
+    assert metrics.lifetime_latency().total == {50: 3}

@@ -83,6 +83,8 @@ class RollingMetrics:
         "_hist_end",
         "_hist_ns",
         "_hist_ring",
+        "_lifetime",
+        "_lifetime_latency",
         "_lock",
         "_now_ns",
         "_ring",
@@ -109,6 +111,10 @@ class RollingMetrics:
         self._now_ns = now_ns
         self._lock = threading.Lock()
         self.on_health = on_health
+        # since creation (never reset, not even by reconfigure): counters and latency for Prometheus,
+        # added as buckets close, so recording costs nothing more
+        self._lifetime = [0] * BUCKET_SLOTS
+        self._lifetime_latency: tuple[dict[int, int], dict[int, int], dict[int, int]] = ({}, {}, {})
         # the dense histograms are made once and only ever zeroed in place, so hot paths may hold them
         #: latencies of calls whose execute and total time are the same (recorded once for both)
         self.hist_both = array("I", _ZEROS)
@@ -189,6 +195,7 @@ class RollingMetrics:
                 for slot, value in enumerate(closing):
                     if value:
                         self._ring_totals[slot] += value
+                        self._lifetime[slot] += value
                 t, e, s = _health_of(closing)
                 if step == 0:
                     ot, oe, os_ = self._current_offset
@@ -214,6 +221,9 @@ class RollingMetrics:
         )
         self._hist_ring.append(closed)
         self._closed_cache = None
+        for into, compact in zip(self._lifetime_latency, closed, strict=True):
+            for index, count in zip(*compact, strict=True):
+                into[index] = into.get(index, 0) + count
         for _ in range(min(periods - 1, self._hist_ring.maxlen or 0)):
             self._hist_ring.append((_EMPTY, _EMPTY, _EMPTY))
         for dense in (self.hist_both, self.hist_execute, self.hist_total):
@@ -249,6 +259,24 @@ class RollingMetrics:
             totals[MAX_CONCURRENT_SLOT] = 1
         return totals
 
+    def lifetime_counts(self) -> list[int]:
+        """Every counter since the metrics were created (monotonic; the max-concurrency slot is 0)."""
+        self.rotate(self._now_ns())
+        with self._lock:
+            totals = [closed + now for closed, now in zip(self._lifetime, self.current, strict=True)]
+        totals[MAX_CONCURRENT_SLOT] = 0
+        return totals
+
+    def lifetime_latency(self) -> LatencyWindow:
+        """Execute and total latency histograms since the metrics were created."""
+        self.rotate(self._now_ns())
+        with self._lock:
+            both, execute, total = (dict(part) for part in self._lifetime_latency)
+            histogram.add_dense(both, self.hist_both)
+            histogram.add_dense(execute, self.hist_execute)
+            histogram.add_dense(total, self.hist_total)
+        return _split(both, execute, total)
+
     def latency(self) -> LatencyWindow:
         """Execute and total latency histograms over the percentile window."""
         self.rotate(self._now_ns())
@@ -264,7 +292,12 @@ class RollingMetrics:
             histogram.add_dense(both, self.hist_both)
             histogram.add_dense(execute, self.hist_execute)
             histogram.add_dense(total, self.hist_total)
-        for index, count in both.items():
-            execute[index] = execute.get(index, 0) + count
-            total[index] = total.get(index, 0) + count
-        return LatencyWindow(execute, total)
+        return _split(both, execute, total)
+
+
+def _split(both: dict[int, int], execute: dict[int, int], total: dict[int, int]) -> LatencyWindow:
+    # calls recorded once for both histograms count in each
+    for index, count in both.items():
+        execute[index] = execute.get(index, 0) + count
+        total[index] = total.get(index, 0) + count
+    return LatencyWindow(execute, total)

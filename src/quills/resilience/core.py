@@ -96,6 +96,11 @@ class CommandSnapshot:
     latency_execute: LatencySnapshot
     latency_total: LatencySnapshot
     at_ms: int
+    #: counts by event type since the command was created (monotonic: Prometheus counters)
+    lifetime_counts: dict[EventType, int]
+    #: latency histograms since the command was created ({bucket index: count}, unit 1024 ns)
+    lifetime_execute: dict[int, int]
+    lifetime_total: dict[int, int]
 
 
 class CommandCore(Generic[P, R]):
@@ -391,6 +396,8 @@ class CommandCore(Generic[P, R]):
         """The command's metrics now."""
         counts = self.metrics.counts()
         latency = self.metrics.latency()
+        lifetime = self.metrics.lifetime_counts()
+        lifetime_latency = self.metrics.lifetime_latency()
         health = self.metrics.health()
         if self.breaker.count_window is not None:
             health = self.breaker.count_window.health()
@@ -411,6 +418,9 @@ class CommandCore(Generic[P, R]):
             latency_execute=_latency(latency.execute),
             latency_total=_latency(latency.total),
             at_ms=self.clock.wall_ms(),
+            lifetime_counts={event: lifetime[event] for event in EventType},
+            lifetime_execute=lifetime_latency.execute,
+            lifetime_total=lifetime_latency.total,
         )
 
     def _on_transition(self, old: CircuitState, new: CircuitState, reason: str, open_for: float) -> None:
