@@ -56,9 +56,9 @@ clean:
 BENCH_VENVS := bench/.venvs
 bench-streams: $(STAMP)
 	test -x $(BENCH_VENVS)/faststream/bin/python || $(PYTHON) -m venv $(BENCH_VENVS)/faststream
-	$(BENCH_VENVS)/faststream/bin/pip install -q "faststream[kafka,confluent,nats]"
+	$(BENCH_VENVS)/faststream/bin/pip install -q "faststream[kafka,confluent,nats]" "aiokafka[lz4]"
 	test -x $(BENCH_VENVS)/quix/bin/python || $(PYTHON) -m venv $(BENCH_VENVS)/quix
 	$(BENCH_VENVS)/quix/bin/pip install -q quixstreams
 	test -x $(BENCH_VENVS)/faust/bin/python || $(PYTHON) -m venv $(BENCH_VENVS)/faust
-	$(BENCH_VENVS)/faust/bin/pip install -q faust-streaming
+	$(BENCH_VENVS)/faust/bin/pip install -q faust-streaming "aiokafka[lz4]"
 	$(PY) bench/streams/run.py --write docs/benchmarks.md
