@@ -258,6 +258,7 @@ async function start() {
 // for tests and the curious: the page's live state
 window.quillsDashboard = {
   page,
+  render,
   order: () => [...document.querySelectorAll("#commands .tile:not([hidden])")].map((el) => el.dataset.name),
 };
 
