@@ -259,6 +259,7 @@ async function start() {
 window.quillsDashboard = {
   page,
   render,
+  StreamConnection,
   order: () => [...document.querySelectorAll("#commands .tile:not([hidden])")].map((el) => el.dataset.name),
 };
 
