@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -169,7 +170,11 @@ def test_page_watches_every_cluster_and_streams_can_be_removed_and_added(
     assert page.evaluate("new URL(location.href).searchParams.getAll('stream')") == [
         "../turbine.stream?cluster=shop"
     ]
+    expect(page.locator("#commands .tile[data-name='alpha'] .stream-label")).to_be_hidden()  # one stream left
     page.fill("#stream-url", "../turbine.stream?cluster=ops")
     page.click("#add-stream button[type=submit]")
     page.wait_for_selector("#commands .tile[data-name='omega']")
+    expect(page.locator("#commands .tile[data-name='alpha'] .stream-label")).to_have_text(
+        re.compile("^shop @ ")
+    )
     assert page.console.errors == []  # type: ignore[attr-defined]

@@ -94,8 +94,9 @@ function onDocument(doc, conn) {
   }
   const view = kind === "command" ? commandView(doc) : poolView(doc);
   if (!tile) {
-    const label = page.connections.length > 1 ? conn.label : "";
-    tile = new Tile(kind, key, view, label);
+    tile = new Tile(kind, key, view);
+    tile.conn = conn;
+    tile.setStreamLabel(page.connections.length > 1 ? conn.label : "");
     page.tiles.set(key, tile);
     $(kind === "command" ? "#commands" : "#pools").append(tile.el);
   } else if (kind === "command" && tile.view.circuit.kind !== view.circuit.kind) {
@@ -124,7 +125,9 @@ function render() {
   const now = Date.now();
   const commands = [];
   const pools = [];
+  const several = page.connections.length > 1;
   for (const tile of page.tiles.values()) {
+    tile.setStreamLabel(several ? tile.conn.label : "");
     tile.render(now);
     tile.el.hidden = !matches(tile.view, page.filter);
     (tile.kind === "command" ? commands : pools).push(tile);
