@@ -177,4 +177,8 @@ def test_page_watches_every_cluster_and_streams_can_be_removed_and_added(
     expect(page.locator("#commands .tile[data-name='alpha'] .stream-label")).to_have_text(
         re.compile("^shop @ ")
     )
+    page.fill("#stream-url", "http://[not a url")
+    page.click("#add-stream button[type=submit]")
+    assert page.evaluate("document.querySelector('#stream-url').validity.valid") is False
+    expect(page.locator("#streams .stream")).to_have_count(2)
     assert page.console.errors == []  # type: ignore[attr-defined]

@@ -52,15 +52,22 @@ async function offeredStreams() {
 }
 
 // -- streams -------------------------------------------------------------------------------------------
+/** Watch one more stream; false when the URL cannot be parsed. */
 function addStream(url) {
-  const absolute = new URL(url, document.baseURI).href;
-  if (page.connections.some((conn) => conn.absolute === absolute)) return;
+  let absolute;
+  try {
+    absolute = new URL(url, document.baseURI).href;
+  } catch {
+    return false;
+  }
+  if (page.connections.some((conn) => conn.absolute === absolute)) return true;
   const conn = new StreamConnection(url, { onDocument, onState: renderStates });
   conn.id = page.nextId++;
   page.connections.push(conn);
   conn.open();
   writeUrl();
   renderStates();
+  return true;
 }
 
 function removeStream(conn) {
@@ -226,9 +233,15 @@ function bindControls(suggestions) {
   $("#add-stream").addEventListener("submit", (event) => {
     event.preventDefault();
     const input = $("#stream-url");
-    if (input.value.trim()) addStream(input.value.trim());
+    const url = input.value.trim();
+    if (url && !addStream(url)) {
+      input.setCustomValidity("Not a URL");
+      input.reportValidity();
+      return;
+    }
     input.value = "";
   });
+  $("#stream-url").addEventListener("input", (event) => event.target.setCustomValidity(""));
   const filter = $("#filter");
   filter.value = page.filter;
   filter.addEventListener("input", () => {
