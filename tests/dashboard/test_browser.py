@@ -29,6 +29,20 @@ def _order(page: Page) -> list[str]:
     return order
 
 
+def _order_and_expected(page: Page, field: str) -> tuple[list[str], list[str]]:
+    """The shown order, and command names by a view field (highest first, ties by name), at one instant."""
+    shown, values = page.evaluate(
+        """field => {
+          window.quillsDashboard.render();
+          const views = [...window.quillsDashboard.page.tiles.values()].filter(t => t.kind === 'command')
+            .map(t => [t.view.name, field.split('.').reduce((v, k) => v[k], t.view)]);
+          return [window.quillsDashboard.order(), views];
+        }""",
+        field,
+    )
+    return shown, [name for name, _ in sorted(values, key=lambda item: (-item[1], item[0]))]
+
+
 def _wait_for_tiles(page: Page) -> None:
     page.wait_for_function(
         "names => names.every(n => document.querySelector(`#commands .tile[data-name='${n}']`))",
@@ -101,6 +115,27 @@ def test_failing_dependency_turns_its_tile_red_and_open_then_recovers(
     _no_console_errors(page)
 
 
+def test_a_slow_trial_shows_the_circuit_half_open(
+    page: Page, instance: InstanceApp, aggregator: Aggregator
+) -> None:
+    """quills_circuitState lets the page tell half-open from open (isCircuitBreakerOpen is true for both)."""
+    page.goto(f"{aggregator.base}/dashboard/")
+    _wait_for_tiles(page)
+    charge = _tile(page, "charge")
+    instance.fail(True)
+    try:
+        expect(charge).to_have_attribute("data-circuit", "open", timeout=10_000)
+        instance.slow(True)  # the trial after the 1 s sleep window will take 2 s
+        instance.fail(False)
+        expect(charge).to_have_attribute("data-circuit", "half_open", timeout=10_000)
+        expect(charge.locator(".circuit-state")).to_have_text("Half-open")
+    finally:
+        instance.fail(False)
+        instance.slow(False)
+    expect(charge).to_have_attribute("data-circuit", "closed", timeout=15_000)
+    _no_console_errors(page)
+
+
 def test_sorting_and_filtering_change_the_order_and_stay_in_the_url(
     page: Page, instance: InstanceApp
 ) -> None:
@@ -109,18 +144,13 @@ def test_sorting_and_filtering_change_the_order_and_stay_in_the_url(
     page.wait_for_timeout(1200)  # a second of latency samples
     page.click("#sorts button[data-sort='alpha']")
     assert _order(page) == ["charge", "get_user", "search"]
-    page.click("#sorts button[data-sort='mean']")
-    # search sleeps 20 ms, get_user 4 ms, charge 2 ms
-    assert _order(page) == ["search", "get_user", "charge"]
-    page.click("#sorts button[data-sort='volume']")
-    rates = page.evaluate(
-        "[...window.quillsDashboard.page.tiles.values()].filter(t => t.kind === 'command')"
-        ".map(t => [t.view.name, t.view.rate])"
-    )
-    by_rate = [name for name, _ in sorted(rates, key=lambda item: (-item[1], item[0]))]
-    assert _order(page) == by_rate
-    page.click("#sorts button[data-sort='p90']")
-    assert _order(page)[0] == "search"
+    # search sleeps 20 ms, get_user 4 ms, charge 2 ms (or more, after the half-open test's 2 s trial)
+    for sort, field in (("volume", "rate"), ("mean", "latency.mean"), ("p90", "latency.p90")):
+        page.click(f"#sorts button[data-sort='{sort}']")
+        shown, expected = _order_and_expected(page, field)
+        assert shown == expected, sort
+        if sort != "volume":
+            assert shown[0] == "search"
     page.fill("#filter", "char")
     assert _order(page) == ["charge"]
     page.fill("#filter", "user, catalog")
@@ -209,4 +239,28 @@ def test_display_math_reads_aggregated_documents(page: Page, instance: InstanceA
     assert result["turbine2"] == ["Open", 30]
     assert result["colours"] == [GREEN, GREEN, "#ffcc00", "#ff9900", RED, RED]
     assert result["radii"] == [5, 40, 40]
+    _no_console_errors(page)
+
+
+def test_listen_mapping_follows_the_documented_scale(page: Page, instance: InstanceApp) -> None:
+    """Rate to pitch on C4..E6 pentatonic, errors to a low minor second, distinct open and close chords."""
+    page.goto(f"{instance.base}/dashboard/")
+    _wait_for_tiles(page)
+    result = page.evaluate(
+        """async () => {
+          const a = await import('./js/audio.js');
+          return {
+            pitches: [0.1, 1, 10, 100, 400, 5000].map(a.pitchOf),
+            errors: [10, 50, 100].map(a.errorNotesOf),
+            open: a.OPEN_CHORD, close: a.CLOSE_CHORD,
+          };
+        }"""
+    )
+    pitches = result["pitches"]
+    assert pitches == sorted(pitches) and pitches[0] == 60 and pitches[-1] == 88  # C4 .. E6
+    assert all(p % 12 in (0, 2, 4, 7, 9) for p in pitches)  # major pentatonic
+    assert [pair[1] - pair[0] for pair in result["errors"]] == [1, 1, 1]  # minor seconds
+    assert result["errors"][0][0] > result["errors"][2][0] >= 36  # lower as errors grow, not below C2
+    assert result["open"] == [47, 50, 53, 56]  # B2 D3 F3 G#3: diminished seventh
+    assert result["close"] == [60, 64, 67, 72]  # C major
     _no_console_errors(page)

@@ -15,7 +15,7 @@ from quills.monitor.dashboard import find_asset, static_dir
 from .helpers import UvicornThread
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def instance_base() -> Iterator[str]:
     """An instance server (``serve()``) with one command, on a free loopback port."""
     registry = quills.Registry()

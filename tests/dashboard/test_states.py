@@ -6,15 +6,23 @@ HTTP, so they can start, fill and stop them at will.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
 
 import quills
-from quills.monitor import FileDiscovery, TurbineMonitor, serve
+from quills.monitor import FileDiscovery, TurbineMonitor, serve, tick_documents
+from quills.monitor.dashboard import dashboard_asgi
 
 from .helpers import UvicornThread
 
@@ -94,6 +102,36 @@ def test_page_says_connection_lost_and_reconnects_when_the_instance_is_back(
         )
 
 
+def test_a_stream_gone_silent_counts_as_lost(page: Page) -> None:
+    """A hung connection (open, but nothing more after its first document) is dropped and retried."""
+    doc = json.loads(json.dumps(tick_documents(_registry_with_commands("hung"))[0]))
+
+    async def hung_stream(request: Request) -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            yield b"data: " + json.dumps(doc).encode() + b"\n\n"
+            await asyncio.sleep(3600)
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    dashboard = dashboard_asgi()
+    app = Starlette(
+        routes=[
+            Route("/hystrix.stream", hung_stream),
+            Route("/dashboard", dashboard),
+            Route("/dashboard/{path:path}", dashboard),
+        ]
+    )
+    with UvicornThread(app) as server:
+        page.goto(f"{server.base}/dashboard/")
+        page.wait_for_selector("#commands .tile[data-name='hung']")
+        page.evaluate("window.quillsDashboard.StreamConnection.silenceMs = 1500")
+        expect(page.locator("#streams .stream-state")).to_have_text(
+            "connection lost, reconnecting", timeout=5_000
+        )
+        # the retry connects again and gets the document again
+        expect(page.locator("#streams .stream-state")).to_have_text("live", timeout=5_000)
+
+
 def test_unknown_cluster_says_not_found(page: Page, tmp_path: Path) -> None:
     (tmp_path / "instances").write_text("")
     monitor = TurbineMonitor(FileDiscovery(tmp_path / "instances"), clusters=["shop"])
@@ -132,7 +170,15 @@ def test_page_watches_every_cluster_and_streams_can_be_removed_and_added(
     assert page.evaluate("new URL(location.href).searchParams.getAll('stream')") == [
         "../turbine.stream?cluster=shop"
     ]
+    expect(page.locator("#commands .tile[data-name='alpha'] .stream-label")).to_be_hidden()  # one stream left
     page.fill("#stream-url", "../turbine.stream?cluster=ops")
     page.click("#add-stream button[type=submit]")
     page.wait_for_selector("#commands .tile[data-name='omega']")
+    expect(page.locator("#commands .tile[data-name='alpha'] .stream-label")).to_have_text(
+        re.compile("^shop @ ")
+    )
+    page.fill("#stream-url", "http://[not a url")
+    page.click("#add-stream button[type=submit]")
+    assert page.evaluate("document.querySelector('#stream-url').validity.valid") is False
+    expect(page.locator("#streams .stream")).to_have_count(2)
     assert page.console.errors == []  # type: ignore[attr-defined]

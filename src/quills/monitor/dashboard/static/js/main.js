@@ -52,15 +52,22 @@ async function offeredStreams() {
 }
 
 // -- streams -------------------------------------------------------------------------------------------
+/** Watch one more stream; false when the URL cannot be parsed. */
 function addStream(url) {
-  const absolute = new URL(url, document.baseURI).href;
-  if (page.connections.some((conn) => conn.absolute === absolute)) return;
+  let absolute;
+  try {
+    absolute = new URL(url, document.baseURI).href;
+  } catch {
+    return false;
+  }
+  if (page.connections.some((conn) => conn.absolute === absolute)) return true;
   const conn = new StreamConnection(url, { onDocument, onState: renderStates });
   conn.id = page.nextId++;
   page.connections.push(conn);
   conn.open();
   writeUrl();
   renderStates();
+  return true;
 }
 
 function removeStream(conn) {
@@ -94,8 +101,9 @@ function onDocument(doc, conn) {
   }
   const view = kind === "command" ? commandView(doc) : poolView(doc);
   if (!tile) {
-    const label = page.connections.length > 1 ? conn.label : "";
-    tile = new Tile(kind, key, view, label);
+    tile = new Tile(kind, key, view);
+    tile.conn = conn;
+    tile.setStreamLabel(page.connections.length > 1 ? conn.label : "");
     page.tiles.set(key, tile);
     $(kind === "command" ? "#commands" : "#pools").append(tile.el);
   } else if (kind === "command" && tile.view.circuit.kind !== view.circuit.kind) {
@@ -124,7 +132,9 @@ function render() {
   const now = Date.now();
   const commands = [];
   const pools = [];
+  const several = page.connections.length > 1;
   for (const tile of page.tiles.values()) {
+    tile.setStreamLabel(several ? tile.conn.label : "");
     tile.render(now);
     tile.el.hidden = !matches(tile.view, page.filter);
     (tile.kind === "command" ? commands : pools).push(tile);
@@ -223,9 +233,15 @@ function bindControls(suggestions) {
   $("#add-stream").addEventListener("submit", (event) => {
     event.preventDefault();
     const input = $("#stream-url");
-    if (input.value.trim()) addStream(input.value.trim());
+    const url = input.value.trim();
+    if (url && !addStream(url)) {
+      input.setCustomValidity("Not a URL");
+      input.reportValidity();
+      return;
+    }
     input.value = "";
   });
+  $("#stream-url").addEventListener("input", (event) => event.target.setCustomValidity(""));
   const filter = $("#filter");
   filter.value = page.filter;
   filter.addEventListener("input", () => {
@@ -258,6 +274,8 @@ async function start() {
 // for tests and the curious: the page's live state
 window.quillsDashboard = {
   page,
+  render,
+  StreamConnection,
   order: () => [...document.querySelectorAll("#commands .tile:not([hidden])")].map((el) => el.dataset.name),
 };
 
