@@ -75,6 +75,10 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def rss_all(pids: dict[str, int]) -> dict[str, float]:
+    return {n: rss_mib(p) for n, p in pids.items() if os.path.exists(f"/proc/{p}")}
+
+
 def requests_for(apps: list[DemoApp], keys: dict[str, str], port: int, batch: int, n: int) -> list[bytes]:
     model = TrafficModel(apps, random.Random(5))
     now = int(time.time() * 1000)
@@ -197,7 +201,7 @@ def bench_e2e(args: argparse.Namespace) -> dict[str, Any]:
                         row["consumed"] = sum(c["messages"] for c in health["consumers"])
                     except (httpx.HTTPError, ValueError, KeyError):
                         row["lag"] = None
-                    row["rss"] = {n: rss_mib(p) for n, p in pids.items() if os.path.exists(f"/proc/{p}")}
+                    row["rss"] = rss_all(pids)
                     samples.append(row)
                     try:
                         await asyncio.wait_for(stop.wait(), 1.0)
