@@ -142,8 +142,11 @@ def test_openapi_health_and_live_metrics_are_served(ingest: Ingest) -> None:
     assert set(doc["paths"]) >= {"/v1/events", "/v1/events/batch"}
     assert "x-personal-data" in str(doc["components"]["schemas"]["Install"]["properties"]["device_id"])
     assert httpx.get(ingest.url + "/healthz").json()["status"] == "ok"
+    assert post(ingest, "/v1/events", event("com.example.one")).status_code == 202
     metrics = httpx.get(ingest.url + "/metrics").text
     assert 'quills_command_requests{command="ingest.publish"' in metrics
+    assert 'quills_ingest_requests_total{status="202"}' in metrics
+    assert "quills_ingest_events_accepted_total" in metrics
     with httpx.stream("GET", ingest.url + "/hystrix.stream", timeout=10) as stream:
         for line in stream.iter_lines():
             if line.startswith("data:"):
