@@ -81,6 +81,11 @@ class Publisher:
         self.published = 0
         self.flushes = 0
 
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a flush to start."""
+        return len(self._waiting)
+
     def start(self) -> None:
         """Start the flush loop (in the running event loop)."""
         self._task = asyncio.get_running_loop().create_task(self._loop())
