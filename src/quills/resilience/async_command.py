@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, ParamSpec, TypeVar
 
@@ -27,7 +26,6 @@ R = TypeVar("R")
 
 _HIST_SIZE = histogram.SIZE
 _FOREVER = 1 << 62
-_getframe = sys._getframe
 
 
 class AsyncCommand(Generic[P, R]):
@@ -76,10 +74,13 @@ class AsyncCommand(Generic[P, R]):
                 return await self._call_slow(args, kwargs, now_ns(), rejected=True)
             start = now_ns()
             timed = core.timeout_ns < forever
-            if timed:
-                entries[taken] = _getframe()
             try:
-                value = await fn(*args, **kwargs)
+                # the coroutine object names the call for the deadline thread (which finds the task whose
+                # chain awaits it); an empty **kwargs is not forwarded (that builds a dict)
+                coro = fn(*args, **kwargs) if kwargs else fn(*args)  # type: ignore[call-arg]
+                if timed:
+                    entries[taken] = coro
+                value = await coro
             except BaseException as exc:
                 end = now_ns()
                 core.released = next_released()
@@ -111,6 +112,9 @@ class AsyncCommand(Generic[P, R]):
                 shift = ticks.bit_length() - 7
                 index = (shift << 6) + (ticks >> shift)
                 hist_both[index if index < _HIST_SIZE else _HIST_SIZE - 1] += 1
+            window = breaker.count_window
+            if window is not None:  # a fast success is neither an error nor slow: it cannot trip
+                window.record(0)
             return value  # type: ignore[no-any-return]
 
         return call
@@ -136,10 +140,11 @@ class AsyncCommand(Generic[P, R]):
         active = taken - core.released + 1
         exec_start = core.now_ns()
         timed = core.timeout_ns < _FOREVER
-        if timed:
-            self.deadlines.entries[taken] = _getframe()
         try:
-            value = await core.fn(*args, **kwargs)
+            coro = core.fn(*args, **kwargs)
+            if timed:
+                self.deadlines.entries[taken] = coro
+            value = await coro
         except BaseException as exc:
             end = core.now_ns()
             core.release()

@@ -314,7 +314,10 @@ class CommandCore(Generic[P, R]):
         bucket[_SHORT_CIRCUITED] += 1
         bucket[_FALLBACK_MISSING] += 1
         bucket[_EXCEPTION_THROWN] += 1
-        metrics.split_histograms()[1][0] += 1
+        hist_total = metrics.hist_total
+        if not hist_total:  # allocated on first use; a method call on every rejection costs ~50 ns
+            hist_total = metrics.split_histograms()[1]
+        hist_total[0] += 1
         if self.publisher.has_listeners:
             self.publisher.publish(
                 CallRejected(self.group, self.name, self.clock.wall_ms(), EventType.SHORT_CIRCUITED)
