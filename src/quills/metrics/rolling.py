@@ -84,7 +84,7 @@ class RollingMetrics:
         "_hist_ns",
         "_hist_ring",
         "_lifetime",
-        "_lifetime_latency",
+        "_lifetime_total",
         "_lock",
         "_now_ns",
         "_ring",
@@ -114,7 +114,9 @@ class RollingMetrics:
         # since creation (never reset, not even by reconfigure): counters and latency for Prometheus,
         # added as buckets close, so recording costs nothing more
         self._lifetime = [0] * BUCKET_SLOTS
-        self._lifetime_latency: tuple[dict[int, int], dict[int, int], dict[int, int]] = ({}, {}, {})
+        # total latency only (what a Prometheus histogram shows), as compact arrays: dicts would cost
+        # tens of KiB per command
+        self._lifetime_total: Compact = (array("H"), array("Q"))
         # the dense histograms are made once and only ever zeroed in place, so hot paths may hold them
         #: latencies of calls whose execute and total time are the same (recorded once for both)
         self.hist_both = array("I", _ZEROS)
@@ -221,9 +223,12 @@ class RollingMetrics:
         )
         self._hist_ring.append(closed)
         self._closed_cache = None
-        for into, compact in zip(self._lifetime_latency, closed, strict=True):
-            for index, count in zip(*compact, strict=True):
-                into[index] = into.get(index, 0) + count
+        merged: dict[int, int] = dict(zip(*self._lifetime_total, strict=True))
+        for kept in (closed[0], closed[2]):  # calls recorded once for both, and total-only ones
+            for index, count in zip(*kept, strict=True):
+                merged[index] = merged.get(index, 0) + count
+        indexes = sorted(merged)
+        self._lifetime_total = (array("H", indexes), array("Q", [merged[index] for index in indexes]))
         for _ in range(min(periods - 1, self._hist_ring.maxlen or 0)):
             self._hist_ring.append((_EMPTY, _EMPTY, _EMPTY))
         for dense in (self.hist_both, self.hist_execute, self.hist_total):
@@ -267,15 +272,14 @@ class RollingMetrics:
         totals[MAX_CONCURRENT_SLOT] = 0
         return totals
 
-    def lifetime_latency(self) -> LatencyWindow:
-        """Execute and total latency histograms since the metrics were created."""
+    def lifetime_total_latency(self) -> dict[int, int]:
+        """The total-latency histogram since the metrics were created ({bucket index: count})."""
         self.rotate(self._now_ns())
         with self._lock:
-            both, execute, total = (dict(part) for part in self._lifetime_latency)
-            histogram.add_dense(both, self.hist_both)
-            histogram.add_dense(execute, self.hist_execute)
+            total = dict(zip(*self._lifetime_total, strict=True))
+            histogram.add_dense(total, self.hist_both)
             histogram.add_dense(total, self.hist_total)
-        return _split(both, execute, total)
+        return total
 
     def latency(self) -> LatencyWindow:
         """Execute and total latency histograms over the percentile window."""

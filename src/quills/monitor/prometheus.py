@@ -1,8 +1,8 @@
 """Prometheus exposition of command and thread-pool metrics (read from snapshots at scrape time).
 
 Counters and histograms follow Prometheus conventions: ``quills_command_events_total{event}`` and the
-``quills_command_latency_{execute,total}_seconds`` histograms count since the command was created (use
-``rate()``). The Hystrix views are there too, as gauges: counts over the rolling window
+``quills_command_latency_seconds`` histogram (total latency, as callers see it) count since the command
+was created (use ``rate()``). The Hystrix views are there too, as gauges: counts over the rolling window
 (``..._rolling_...``, with the window length as a metric of its own) and gauge histograms over the
 percentile window (``quills_command_rolling_latency_*_seconds``).
 """
@@ -57,7 +57,7 @@ class QuillsCollector(Collector):
     """A prometheus-client collector over a :class:`quills.Registry` (register it in any CollectorRegistry).
 
     Metric names: ``quills_command_events_total{group,command,pool,event}``,
-    ``quills_command_latency_execute_seconds`` and ``quills_command_latency_total_seconds`` (histograms),
+    ``quills_command_latency_seconds`` (histogram of total latency),
     ``quills_command_rolling_events{group,command,pool,event}``,
     ``quills_command_rolling_window_seconds``, ``quills_command_requests``, ``quills_command_errors``,
     ``quills_command_error_ratio``, ``quills_command_concurrent_executions``,
@@ -115,12 +115,9 @@ class QuillsCollector(Collector):
             "Command events since start, by Hystrix event type",
             labels=(*_LABELS, "event"),
         )
-        lifetime_hists = {
-            kind: HistogramMetricFamily(
-                f"quills_command_latency_{kind}_seconds", f"Latency ({kind}) since start", labels=_LABELS
-            )
-            for kind in ("execute", "total")
-        }
+        lifetime_latency = HistogramMetricFamily(
+            "quills_command_latency_seconds", "Latency as callers see it (total) since start", labels=_LABELS
+        )
         for snap in snapshots:
             labels = [snap.group, snap.name, snap.pool]
             for event in EventType:
@@ -140,9 +137,8 @@ class QuillsCollector(Collector):
                 hists[kind].add_metric(labels, buckets, total)
             for event in EventType:
                 lifetime_events.add_metric([*labels, event.name.lower()], snap.lifetime_counts.get(event, 0))
-            for kind, kept in (("execute", snap.lifetime_execute), ("total", snap.lifetime_total)):
-                buckets, total = _buckets(kept)
-                lifetime_hists[kind].add_metric(labels, buckets, total)
+            buckets, total = _buckets(snap.lifetime_total)
+            lifetime_latency.add_metric(labels, buckets, total)
         yield from (
             events,
             window,
@@ -156,7 +152,7 @@ class QuillsCollector(Collector):
         )
         yield from hists.values()
         yield lifetime_events
-        yield from lifetime_hists.values()
+        yield lifetime_latency
         yield from self._pools()
 
     def _pools(self) -> Iterable[Metric]:

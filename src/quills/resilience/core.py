@@ -98,8 +98,7 @@ class CommandSnapshot:
     at_ms: int
     #: counts by event type since the command was created (monotonic: Prometheus counters)
     lifetime_counts: dict[EventType, int]
-    #: latency histograms since the command was created ({bucket index: count}, unit 1024 ns)
-    lifetime_execute: dict[int, int]
+    #: total latency since the command was created ({bucket index: count}, unit 1024 ns)
     lifetime_total: dict[int, int]
 
 
@@ -400,7 +399,6 @@ class CommandCore(Generic[P, R]):
         counts = self.metrics.counts()
         latency = self.metrics.latency()
         lifetime = self.metrics.lifetime_counts()
-        lifetime_latency = self.metrics.lifetime_latency()
         health = self.metrics.health()
         if self.breaker.count_window is not None:
             health = self.breaker.count_window.health()
@@ -422,8 +420,7 @@ class CommandCore(Generic[P, R]):
             latency_total=_latency(latency.total),
             at_ms=self.clock.wall_ms(),
             lifetime_counts={event: lifetime[event] for event in EventType},
-            lifetime_execute=lifetime_latency.execute,
-            lifetime_total=lifetime_latency.total,
+            lifetime_total=self.metrics.lifetime_total_latency(),
         )
 
     def _on_transition(self, old: CircuitState, new: CircuitState, reason: str, open_for: float) -> None:
