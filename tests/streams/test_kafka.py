@@ -131,6 +131,7 @@ def test_publish_to_an_unreachable_broker_raises_publish_error() -> None:
         backbone = KafkaBackbone("127.0.0.1:1", producer_config={"message.timeout.ms": 1500})
         with pytest.raises(PublishError, match="not acknowledged"):
             await backbone.publish_many(Topic("nowhere", Install), events(0, 10))
+        await backbone.close()
 
     asyncio.run(scenario())
 

@@ -132,6 +132,8 @@ class KafkaBackbone(Backbone):
 
     async def close(self) -> None:
         await asyncio.to_thread(self._producer.flush, 30)
+        # Without close() librdkafka's threads live on until garbage collection, retrying the brokers.
+        await asyncio.to_thread(self._producer.close)
 
 
 class KafkaSource:
