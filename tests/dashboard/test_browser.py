@@ -6,14 +6,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import Page, expect
 
-from .helpers import Aggregator, InstanceApp
+from .helpers import BROWSER_TIMEOUT, Aggregator, InstanceApp
 
 COMMANDS = {"get_user", "charge", "search"}
 POOLS = {"users", "catalog"}
 RED, GREEN = "#ff0000", "#00aa00"
 CHARGE_FILL = "document.querySelector(\".tile[data-name='charge'] .rate-circle\").getAttribute('fill')"
+
+pytestmark = pytest.mark.timeout(BROWSER_TIMEOUT)
 
 
 def _tile(page: Page, name: str, kind: str = "commands") -> Any:

@@ -24,9 +24,11 @@ import quills
 from quills.monitor import FileDiscovery, TurbineMonitor, serve, tick_documents
 from quills.monitor.dashboard import dashboard_asgi
 
-from .helpers import UvicornThread
+from .helpers import BROWSER_TIMEOUT, UvicornThread
 
 EMPTY_TEXT = "document.querySelector('#empty').textContent"
+
+pytestmark = pytest.mark.timeout(BROWSER_TIMEOUT)
 
 
 def _registry_with_commands(*names: str) -> quills.Registry:
