@@ -218,13 +218,17 @@ def test_display_math_reads_aggregated_documents(page: Page, instance: InstanceA
           const exact = {...doc, quills_latencyExecute: {'50': 7, '90': 8, '99': 9, '99.5': 10},
                          quills_latencyExecute_mean: 6, quills_circuitState: '{"closed":2,"half_open":1}'};
           const forced = {...doc, propertyValue_circuitBreakerForceOpen: true};
+          const forcedClosed = {...doc, isCircuitBreakerOpen: false, quills_circuitState: 'forced_closed'};
+          const stockForcedClosed = {...doc, isCircuitBreakerOpen: false,
+                                     propertyValue_circuitBreakerForceClosed: true};
           const turbine2 = {...doc, isCircuitBreakerOpen: {true: 3}, reportingHosts: 3,
                             propertyValue_metricsRollingStatisticalWindowInMilliseconds: '10000'};
           const v = m.commandView(doc);
           return {
             errorPct: v.errorPct, rate: v.rate, hostRate: v.hostRate, rejected: v.counts.rejected,
             latency: v.latency, circuit: v.circuit, exact: m.commandView(exact).latency,
-            exactCircuit: m.commandView(exact).circuit, forced: m.commandView(forced).circuit.label,
+            exactCircuit: m.commandView(exact).circuit,
+            forced: [forced, forcedClosed, stockForcedClosed].map(d => m.commandView(d).circuit.label),
             turbine2: [m.commandView(turbine2).circuit.label, m.commandView(turbine2).rate],
             colours: [0, 10, 25, 40, 50, 100].map(m.colourOf),
             radii: [0, 400, 10000].map(m.radiusOf),
@@ -238,7 +242,7 @@ def test_display_math_reads_aggregated_documents(page: Page, instance: InstanceA
     assert result["circuit"] == {"kind": "mixed", "label": "Open 1 · Closed 2"}
     assert result["exact"] == {"mean": 6, "p50": 7, "p90": 8, "p99": 9, "p995": 10}
     assert result["exactCircuit"] == {"kind": "mixed", "label": "Closed 2 · Half-open 1"}
-    assert result["forced"] == "Forced open"
+    assert result["forced"] == ["Forced open", "Forced closed", "Forced closed"]
     assert result["turbine2"] == ["Open", 30]
     assert result["colours"] == [GREEN, GREEN, "#ffcc00", "#ff9900", RED, RED]
     assert result["radii"] == [5, 40, 40]
