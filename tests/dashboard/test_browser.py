@@ -72,6 +72,7 @@ def test_instance_dashboard_shows_a_tile_per_command_and_pool(page: Page, instan
     get_user = _tile(page, "get_user")
     expect(get_user.locator(".circuit-state")).to_have_text("Closed")
     expect(get_user.locator(".hosts")).to_have_text("1")
+    expect(page.locator("#streams .stream-state")).to_have_text("live")
     assert float(get_user.locator(".rate-circle").get_attribute("r") or 0) > 5
     assert get_user.locator(".rate-circle").get_attribute("fill") == GREEN
     assert get_user.locator(".host-rate").inner_text().endswith("/s")
