@@ -186,6 +186,18 @@ def test_listen_mode_creates_an_audio_context_and_schedules_notes(page: Page, in
     finally:
         instance.fail(False)
     page.wait_for_function(f"{kinds}.has('close')", timeout=15_000)
+    chords = page.evaluate(
+        """() => {
+          const l = window.quillsDashboard.page.listener;
+          const count = (kind) => l.scheduledByKind[kind] ?? 0;
+          const before = [count('open'), count('close')];
+          l.circuitChanged('half_open', 'open');  // a failed trial: no new opening
+          const afterFailedTrial = [count('open'), count('close')];
+          l.circuitChanged('half_open', 'closed');  // a good trial closes: the resolving chord
+          return [before, afterFailedTrial, [count('open'), count('close')]];
+        }"""
+    )
+    assert chords[1] == chords[0] and chords[2] == [chords[1][0], chords[1][1] + 4]
     page.fill("#volume", "20")
     page.check("#mute")
     assert page.evaluate(
