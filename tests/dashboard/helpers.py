@@ -16,6 +16,9 @@ import httpx
 import uvicorn
 
 INSTANCE_APP = Path(__file__).with_name("instance_app.py")
+CHROMIUM = "/usr/bin/chromium"
+#: per-test timeout of the browser tests: the first one may have to apt-get install chromium
+BROWSER_TIMEOUT = 120 if os.path.exists(CHROMIUM) else 900
 
 
 def free_port() -> int:

@@ -6,14 +6,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import Page, expect
 
-from .helpers import Aggregator, InstanceApp
+from .helpers import BROWSER_TIMEOUT, Aggregator, InstanceApp
 
 COMMANDS = {"get_user", "charge", "search"}
 POOLS = {"users", "catalog"}
 RED, GREEN = "#ff0000", "#00aa00"
 CHARGE_FILL = "document.querySelector(\".tile[data-name='charge'] .rate-circle\").getAttribute('fill')"
+
+pytestmark = pytest.mark.timeout(BROWSER_TIMEOUT)
 
 
 def _tile(page: Page, name: str, kind: str = "commands") -> Any:
@@ -69,6 +72,7 @@ def test_instance_dashboard_shows_a_tile_per_command_and_pool(page: Page, instan
     get_user = _tile(page, "get_user")
     expect(get_user.locator(".circuit-state")).to_have_text("Closed")
     expect(get_user.locator(".hosts")).to_have_text("1")
+    expect(page.locator("#streams .stream-state")).to_have_text("live")
     assert float(get_user.locator(".rate-circle").get_attribute("r") or 0) > 5
     assert get_user.locator(".rate-circle").get_attribute("fill") == GREEN
     assert get_user.locator(".host-rate").inner_text().endswith("/s")
@@ -182,6 +186,18 @@ def test_listen_mode_creates_an_audio_context_and_schedules_notes(page: Page, in
     finally:
         instance.fail(False)
     page.wait_for_function(f"{kinds}.has('close')", timeout=15_000)
+    chords = page.evaluate(
+        """() => {
+          const l = window.quillsDashboard.page.listener;
+          const count = (kind) => l.scheduledByKind[kind] ?? 0;
+          const before = [count('open'), count('close')];
+          l.circuitChanged('half_open', 'open');  // a failed trial: no new opening
+          const afterFailedTrial = [count('open'), count('close')];
+          l.circuitChanged('half_open', 'closed');  // a good trial closes: the resolving chord
+          return [before, afterFailedTrial, [count('open'), count('close')]];
+        }"""
+    )
+    assert chords[1] == chords[0] and chords[2] == [chords[1][0], chords[1][1] + 4]
     page.fill("#volume", "20")
     page.check("#mute")
     assert page.evaluate(
@@ -215,13 +231,17 @@ def test_display_math_reads_aggregated_documents(page: Page, instance: InstanceA
           const exact = {...doc, quills_latencyExecute: {'50': 7, '90': 8, '99': 9, '99.5': 10},
                          quills_latencyExecute_mean: 6, quills_circuitState: '{"closed":2,"half_open":1}'};
           const forced = {...doc, propertyValue_circuitBreakerForceOpen: true};
+          const forcedClosed = {...doc, isCircuitBreakerOpen: false, quills_circuitState: 'forced_closed'};
+          const stockForcedClosed = {...doc, isCircuitBreakerOpen: false,
+                                     propertyValue_circuitBreakerForceClosed: true};
           const turbine2 = {...doc, isCircuitBreakerOpen: {true: 3}, reportingHosts: 3,
                             propertyValue_metricsRollingStatisticalWindowInMilliseconds: '10000'};
           const v = m.commandView(doc);
           return {
             errorPct: v.errorPct, rate: v.rate, hostRate: v.hostRate, rejected: v.counts.rejected,
             latency: v.latency, circuit: v.circuit, exact: m.commandView(exact).latency,
-            exactCircuit: m.commandView(exact).circuit, forced: m.commandView(forced).circuit.label,
+            exactCircuit: m.commandView(exact).circuit,
+            forced: [forced, forcedClosed, stockForcedClosed].map(d => m.commandView(d).circuit.label),
             turbine2: [m.commandView(turbine2).circuit.label, m.commandView(turbine2).rate],
             colours: [0, 10, 25, 40, 50, 100].map(m.colourOf),
             radii: [0, 400, 10000].map(m.radiusOf),
@@ -235,7 +255,7 @@ def test_display_math_reads_aggregated_documents(page: Page, instance: InstanceA
     assert result["circuit"] == {"kind": "mixed", "label": "Open 1 · Closed 2"}
     assert result["exact"] == {"mean": 6, "p50": 7, "p90": 8, "p99": 9, "p995": 10}
     assert result["exactCircuit"] == {"kind": "mixed", "label": "Closed 2 · Half-open 1"}
-    assert result["forced"] == "Forced open"
+    assert result["forced"] == ["Forced open", "Forced closed", "Forced closed"]
     assert result["turbine2"] == ["Open", 30]
     assert result["colours"] == [GREEN, GREEN, "#ffcc00", "#ff9900", RED, RED]
     assert result["radii"] == [5, 40, 40]

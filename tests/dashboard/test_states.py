@@ -24,9 +24,11 @@ import quills
 from quills.monitor import FileDiscovery, TurbineMonitor, serve, tick_documents
 from quills.monitor.dashboard import dashboard_asgi
 
-from .helpers import UvicornThread
+from .helpers import BROWSER_TIMEOUT, UvicornThread
 
 EMPTY_TEXT = "document.querySelector('#empty').textContent"
+
+pytestmark = pytest.mark.timeout(BROWSER_TIMEOUT)
 
 
 def _registry_with_commands(*names: str) -> quills.Registry:
@@ -132,10 +134,16 @@ def test_a_stream_gone_silent_counts_as_lost(page: Page) -> None:
         expect(page.locator("#streams .stream-state")).to_have_text("live", timeout=5_000)
 
 
-def test_unknown_cluster_says_not_found(page: Page, tmp_path: Path) -> None:
+def test_empty_cluster_says_no_host_reports_and_unknown_cluster_says_not_found(
+    page: Page, tmp_path: Path
+) -> None:
     (tmp_path / "instances").write_text("")
     monitor = TurbineMonitor(FileDiscovery(tmp_path / "instances"), clusters=["shop"])
     with UvicornThread(monitor.app) as aggregator:
+        page.goto(f"{aggregator.base}/dashboard/")  # cluster "shop", no instance in it
+        expect(page.locator("#empty")).to_have_text(
+            "Waiting for the first command: no host is reporting yet."
+        )
         page.goto(f"{aggregator.base}/dashboard/?stream=../turbine.stream%3Fcluster%3Dnope")
         page.wait_for_function(f"{EMPTY_TEXT} === 'Stream not found (404)'")
 

@@ -88,6 +88,7 @@ function onDocument(doc, conn) {
   if (doc.type === "meta") {
     conn.reportingHosts = Number(doc.reportingHostsLast10Seconds ?? 0);
     renderStates();
+    scheduleRender();
     return;
   }
   const kind = doc.type === "HystrixCommand" ? "command" : doc.type === "HystrixThreadPool" ? "pool" : null;
@@ -157,7 +158,11 @@ function renderEmpty(tileCount) {
   } else if (!tileCount) {
     state = ["full", "missing", "lost", "waiting", "connecting"].find((s) => states.includes(s)) ?? "live";
     text = state === "live" ? "Waiting for data…" : STATES[state][0].toUpperCase() + STATES[state].slice(1);
-    if (state === "waiting") text = "Waiting for the first command: nothing has run yet.";
+    if (state === "waiting") {
+      // an aggregator's meta document says whether any host reports at all
+      const noHosts = page.connections.some((conn) => conn.state === "waiting" && conn.reportingHosts === 0);
+      text = `Waiting for the first command: ${noHosts ? "no host is reporting yet" : "nothing has run yet"}.`;
+    }
   }
   empty.textContent = text;
   empty.dataset.state = state;
@@ -178,7 +183,8 @@ function renderStates() {
       const state = document.createElement("span");
       state.className = "stream-state";
       let text = STATES[conn.state];
-      if (conn.state === "live" && conn.reportingHosts !== undefined) text += `, ${conn.reportingHosts} hosts`;
+      const hosts = conn.reportingHosts;
+      if (conn.state === "live" && hosts !== undefined) text += `, ${hosts} host${hosts === 1 ? "" : "s"}`;
       state.textContent = text;
       const remove = document.createElement("button");
       remove.type = "button";
