@@ -130,6 +130,7 @@ def test_broker_restart_answers_503_meanwhile_and_loses_no_accepted_event(platfo
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_reports_killed_many_times_under_heavy_load_counts_exactly(
     platform: Platform, tmp_path: Path
 ) -> None:
