@@ -38,7 +38,7 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix src tests bench
 
 ## bench: every benchmark; each writes its section of docs/benchmarks.md
-bench: bench-resilience bench-streams bench-monitor
+bench: bench-resilience bench-streams bench-monitor bench-postbacks
 
 bench-resilience: $(STAMP)
 	$(PY) -m pip install -q -e '.[test,bench]'
@@ -62,3 +62,8 @@ bench-streams: $(STAMP)
 	test -x $(BENCH_VENVS)/faust/bin/python || $(PYTHON) -m venv $(BENCH_VENVS)/faust
 	$(BENCH_VENVS)/faust/bin/pip install -q faust-streaming
 	$(PY) bench/streams/run.py --write docs/benchmarks.md
+
+## bench-postbacks: rule evaluation (1000 apps x 5 rules) and delivery with one partner hung (section of docs/benchmarks.md)
+.PHONY: bench-postbacks
+bench-postbacks: $(STAMP)
+	$(PY) bench/postbacks.py --write docs/benchmarks.md

@@ -18,6 +18,9 @@ PUBLIC_MODULES = [
     "quills.metrics",
     "quills.streams",
     "quills.monitor",
+    "quills.attribution.config",
+    "quills.attribution.postbacks",
+    "quills.attribution.overview",
 ]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from quills.attribution.config import ConfigStore, Partner, PostbackRule
+from quills.attribution.db import Database
 from quills.attribution.postbacks import PostbackEvent
 
 from .conftest import expected, make_events, publish, setup_config, wait_for
@@ -76,7 +77,7 @@ def test_matching_pairs_arrive_once_and_nothing_else(
     )
     events = mixed_events(300, seed=1)
     want = expected(store, events)
-    service = PostbacksProcess(tmp_path, str(tmp_path / "quills.db"), nats_url)
+    service = PostbacksProcess(tmp_path, store.db.url, nats_url)
     try:
         publish(nats_url, events)
         wait_for(lambda: len(set(ids(a)) | set(ids(b))) >= len(want), 60, "deliveries", service.log)
@@ -93,6 +94,14 @@ def test_matching_pairs_arrive_once_and_nothing_else(
         service.stop()
         a.kill()
         b.kill()
+
+
+def test_deliveries_work_the_same_on_postgresql(tmp_path: Path, nats_url: str, pg_dsn: str) -> None:
+    store = ConfigStore(Database(pg_dsn))
+    store.ensure_schema()
+    test_matching_pairs_arrive_once_and_nothing_else(tmp_path, nats_url, store)
+    (count,) = store.db.query("SELECT COUNT(*) FROM delivery_attempts WHERE outcome = 'sent'")[0]
+    assert count > 0
 
 
 def test_sigkill_and_receiver_outage_lose_nothing_and_send_nothing_extra(

@@ -33,6 +33,12 @@ class CompiledRule:
     countries_deny: frozenset[str]
     url: Template
     body: Template | None
+    # precomputed once per rule, used for every delivery it makes
+    macros: tuple[str, ...]
+    headers: dict[str, str]
+    delay_ms: int
+    max_age_ms: int
+    timeout_s: float
 
 
 def compile_rule(rule: PostbackRule, partner: Partner) -> CompiledRule:
@@ -43,6 +49,9 @@ def compile_rule(rule: PostbackRule, partner: Partner) -> CompiledRule:
         raise ValueError(f"rule {rule.rule_id}: invalid template: {url if isinstance(url, list) else body}")
     names = None if "*" in rule.event_names else frozenset(rule.event_names)
     regex = rule.filters.campaign_regex
+    headers = dict(rule.headers)
+    if body is not None and not any(h.lower() == "content-type" for h in headers):
+        headers["Content-Type"] = "application/json"
     return CompiledRule(
         rule=rule,
         partner=partner,
@@ -54,12 +63,18 @@ def compile_rule(rule: PostbackRule, partner: Partner) -> CompiledRule:
         countries_deny=frozenset(rule.filters.countries_deny),
         url=url,
         body=body,
+        macros=tuple(sorted(url.macros | (body.macros if body is not None else frozenset()))),
+        headers=headers,
+        delay_ms=int(rule.delay_s * 1000),
+        max_age_ms=int(rule.max_age_s * 1000),
+        timeout_s=min(rule.timeout_s, partner.timeout_s),
     )
 
 
 _EMPTY: immutables.Map[str, tuple[CompiledRule, ...]] = immutables.Map()
 _NO_PARTNERS: immutables.Map[str, Partner] = immutables.Map()
 _NO_RULES: immutables.Map[str, PostbackRule] = immutables.Map()
+_EMPTY_BY_TYPE: immutables.Map[tuple[str, str], tuple[CompiledRule, ...]] = immutables.Map()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +85,8 @@ class RuleIndex:
     rules: immutables.Map[str, PostbackRule] = _NO_RULES
     by_app: immutables.Map[str, tuple[CompiledRule, ...]] = _EMPTY
     version: int = 0
+    # (app_id, event_type) -> the app's rules for that type: what evaluation looks up per event
+    by_type: immutables.Map[tuple[str, str], tuple[CompiledRule, ...]] = _EMPTY_BY_TYPE
 
     @classmethod
     def of(cls, partners: list[Partner], rules: list[PostbackRule]) -> RuleIndex:
@@ -84,6 +101,10 @@ class RuleIndex:
         """The active rules of ``app_id`` (empty if none)."""
         return self.by_app.get(app_id, ())
 
+    def for_event(self, app_id: str, event_type: str) -> tuple[CompiledRule, ...]:
+        """The active rules of ``app_id`` that fire on ``event_type`` (one lookup, no scan)."""
+        return self.by_type.get((app_id, event_type), ())
+
     def apply(self, change: ConfigChange) -> RuleIndex:
         """This index with ``change`` applied (an older version of a rule or partner is ignored)."""
         if change.kind == "rule":
@@ -97,7 +118,9 @@ class RuleIndex:
                 rules, apps = self.rules.delete(change.key), {old.app_id}
             else:
                 return self
-            return RuleIndex(self.partners, rules, self.by_app, self.version + 1)._recompile(apps)
+            return RuleIndex(self.partners, rules, self.by_app, self.version + 1, self.by_type)._recompile(
+                apps
+            )
         if change.kind == "partner":
             current = self.partners.get(change.key)
             if change.op == "upsert" and change.partner is not None:
@@ -109,13 +132,16 @@ class RuleIndex:
             else:
                 return self
             apps = {r.app_id for r in self.rules.values() if r.partner_id == change.key}
-            return RuleIndex(partners, self.rules, self.by_app, self.version + 1)._recompile(apps)
+            return RuleIndex(partners, self.rules, self.by_app, self.version + 1, self.by_type)._recompile(
+                apps
+            )
         if change.kind == "app" and change.op == "delete":
             gone = [rid for rid, r in self.rules.items() if r.app_id == change.key]
             rules = self.rules
             for rid in gone:
                 rules = rules.delete(rid)
-            return RuleIndex(self.partners, rules, self.by_app, self.version + 1)._recompile({change.key})
+            index = RuleIndex(self.partners, rules, self.by_app, self.version + 1, self.by_type)
+            return index._recompile({change.key})
         return self
 
     def _recompile(self, apps: set[str]) -> RuleIndex:
@@ -131,9 +157,16 @@ class RuleIndex:
                 continue
             bucket.append(compile_rule(rule, partner))
         by_app = self.by_app.mutate()
+        by_type = self.by_type.mutate()
         for app, compiled in wanted.items():
+            for old in by_app.get(app, ()):
+                for kind in old.event_types:
+                    by_type.pop((app, kind), None)
             if compiled:
-                by_app[app] = tuple(sorted(compiled, key=lambda c: c.rule.rule_id))
+                ordered = tuple(sorted(compiled, key=lambda c: c.rule.rule_id))
+                by_app[app] = ordered
+                for kind in {k for c in ordered for k in c.event_types}:
+                    by_type[(app, kind)] = tuple(c for c in ordered if kind in c.event_types)
             elif app in by_app:
                 del by_app[app]
-        return RuleIndex(self.partners, self.rules, by_app.finish(), self.version + 1)
+        return RuleIndex(self.partners, self.rules, by_app.finish(), self.version + 1, by_type.finish())

@@ -90,6 +90,38 @@ class TargetPolicy:
     def is_allowed(self, ip: IPAddress) -> bool:
         return is_public_address(ip) or any(ip in net for net in self.allow_networks)
 
+    def check_literal(self, host: str) -> bool:
+        """For a host that is an IP literal, raise ``UnsafeTarget`` unless it is allowed; returns whether
+        ``host`` is a literal (a name must go through ``resolve_host``)."""
+        try:
+            ip = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return False
+        if not self.is_allowed(ip):
+            raise UnsafeTarget(
+                f"{host} is a private, loopback, link-local, multicast, reserved or metadata address"
+            )
+        return True
+
+    async def resolve_host(self, host: str, port: int) -> list[IPAddress]:
+        """Every address of the name ``host``, all checked (raises ``UnsafeTarget`` if any is refused)."""
+        name = host.rstrip(".")
+        try:
+            infos = await asyncio.to_thread(socket.getaddrinfo, name, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise UnsafeTarget(f"cannot resolve {name!r}: {exc}") from None
+        addresses = list(dict.fromkeys(ipaddress.ip_address(str(i[4][0]).split("%")[0]) for i in infos))
+        if not addresses:
+            raise UnsafeTarget(f"{name!r} resolves to no address")
+        if name.lower() not in self.allow_hosts:
+            for ip in addresses:
+                if not self.is_allowed(ip):
+                    raise UnsafeTarget(
+                        f"{name!r} resolves to {ip}, a private, loopback, link-local, multicast, reserved or "
+                        "metadata address; refused (allow-list it in QUILLS_POSTBACK_ALLOW if intended)"
+                    )
+        return addresses
+
     async def resolve(self, url: str) -> tuple[str, int, IPAddress]:
         """Check ``url`` and resolve its host: returns ``(host, port, address to connect to)``.
 
@@ -115,20 +147,6 @@ class TargetPolicy:
         except ValueError:
             literal = None
         if literal is not None:
-            addresses = [literal]
-        else:
-            try:
-                infos = await asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
-            except OSError as exc:
-                raise UnsafeTarget(f"cannot resolve {host!r}: {exc}") from None
-            addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-            if not addresses:
-                raise UnsafeTarget(f"{host!r} resolves to no address")
-        if host.lower() not in self.allow_hosts:
-            for ip in addresses:
-                if not self.is_allowed(ip):
-                    raise UnsafeTarget(
-                        f"{host!r} resolves to {ip}, a private, loopback, link-local, multicast, reserved or "
-                        "metadata address; refused (allow-list it in QUILLS_POSTBACK_ALLOW if intended)"
-                    )
-        return host, port, addresses[0]
+            self.check_literal(host)
+            return host, port, literal
+        return host, port, (await self.resolve_host(host, port))[0]

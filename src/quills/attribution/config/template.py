@@ -55,6 +55,7 @@ class Template:
     head: tuple[Part, ...]
     params: tuple[tuple[Part, ...], ...]
     macros: frozenset[str]
+    flat: tuple[Part, ...] = ()  # head, then the params joined by "&": rendered in one pass
 
 
 def _parts(text: str, errors: list[str], *, body: bool = False) -> tuple[Part, ...]:
@@ -106,4 +107,9 @@ def parse(text: str, *, url: bool) -> Template | list[str]:
     if errors:
         return errors
     names = {p.macro for p in head if p.macro} | {p.macro for ps in params for p in ps if p.macro}
-    return Template(text, head, params, frozenset(names))
+    flat: list[Part] = list(head)
+    for i, param in enumerate(params):
+        if i:
+            flat.append(Part("&"))
+        flat.extend(param)
+    return Template(text, head, params, frozenset(names), tuple(flat))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -30,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     setup_logging("postbacks")
+    # httpx logs every request at INFO: a line per postback would cost CPU and log device ids
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         config = PostbacksConfig.from_env(**vars(args))
         run_main(lambda: serve(config))

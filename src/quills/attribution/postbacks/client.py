@@ -2,24 +2,32 @@
 
 Reads: ``Due`` deliveries. Writes: HTTP requests to partners.
 
-Each request resolves its host through ``TargetPolicy`` and connects to the address that was checked: the
-URL's host is replaced by that IP while the ``Host`` header and the TLS SNI (httpx's ``sni_hostname``
-extension; the certificate is verified against the name) keep the original name, so a DNS answer that
-changes between check and connect (rebinding) is never used.
+aiohttp (its connection pool stays cheap with hundreds of connections) with a resolver that is the
+``TargetPolicy``: a host name is resolved there and every address checked, and aiohttp connects to the
+address the resolver returned while keeping the name for the ``Host`` header, the TLS SNI and the
+certificate check, so a DNS answer that changes between check and connect (rebinding) is never used.
+DNS caching is off: every new connection is checked. IP literals never reach a resolver, so they are
+checked before the request. Redirects are never followed.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 import time
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
-from quills.attribution.config.ssrf import TargetPolicy
+from quills.attribution.config.ssrf import TargetPolicy, UnsafeTarget
 from quills.attribution.postbacks.sinks import Due
 
-__all__ = ("PartnerClient", "RetryableResponse", "PermanentResponse", "Response")
+__all__ = ("PartnerClient", "RetryableResponse", "PermanentResponse", "Response", "TransportError")
+
+TransportError = (aiohttp.ClientError, TimeoutError)
+"""What a send raises when no answer came (connection refused or reset, timeout): retried."""
 
 
 class RetryableResponse(Exception):
@@ -49,8 +57,30 @@ class Response:
         self.latency_ms = latency_ms
 
 
+class _PolicyResolver(AbstractResolver):
+    def __init__(self, policy: TargetPolicy) -> None:
+        self._policy = policy
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[ResolveResult]:
+        addresses = await self._policy.resolve_host(host, port)
+        return [
+            {
+                "hostname": host,
+                "host": str(ip),
+                "port": port,
+                "family": socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for ip in addresses
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
 class PartnerClient:
-    """Sends deliveries with one pooled ``httpx.AsyncClient``.
+    """Sends deliveries over one pooled aiohttp session.
 
     Args:
         policy: where requests may go.
@@ -59,41 +89,63 @@ class PartnerClient:
 
     def __init__(self, policy: TargetPolicy, *, max_connections: int = 1000) -> None:
         self.policy = policy
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._client = httpx.AsyncClient(
-            limits=limits,
-            follow_redirects=False,
-            trust_env=False,
-            headers={"User-Agent": "quills-postbacks/1"},
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            limit_per_host=0,
+            use_dns_cache=False,
+            resolver=_PolicyResolver(self.policy),
         )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            headers={"User-Agent": "quills-postbacks/1"},
+            trust_env=False,
+            auto_decompress=False,
+        )
+        return self._session
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def send(self, due: Due) -> Response:
         """Send ``due`` once. Returns a 2xx ``Response``; raises ``RetryableResponse``,
-        ``PermanentResponse``, ``UnsafeTarget`` or an ``httpx.TransportError`` (connection, timeout)."""
-        host, port, ip = await self.policy.resolve(due.url)
+        ``PermanentResponse``, ``UnsafeTarget`` or a ``TransportError`` (connection, timeout)."""
         split = urlsplit(due.url)
-        literal = f"[{ip}]" if isinstance(ip, ipaddress.IPv6Address) else str(ip)
-        pinned = urlunsplit((split.scheme, f"{literal}:{port}", split.path, split.query, ""))
-        default_port = 443 if split.scheme == "https" else 80
-        headers = {**due.headers, "Host": host if port == default_port else f"{host}:{port}"}
-        extensions = {"sni_hostname": host} if split.scheme == "https" else {}
+        if split.scheme not in ("http", "https") or not split.hostname:
+            raise UnsafeTarget(f"not an http(s) URL: {split.scheme}://{split.hostname}")
+        self.policy.check_literal(split.hostname)
+        if (
+            self.policy.ports
+            and (split.port or (443 if split.scheme == "https" else 80)) not in self.policy.ports
+        ):
+            raise UnsafeTarget(f"port {split.port} is not allowed")
+        session = self._session or self._open()
         started = time.perf_counter()
-        response = await self._client.request(
-            due.method,
-            pinned,
-            content=due.body.encode() if due.body is not None else None,
-            headers=headers,
-            timeout=due.timeout_s,
-            extensions=extensions,
-        )
-        await response.aclose()
+        kwargs: dict[str, Any] = {
+            "headers": due.headers or None,
+            "allow_redirects": False,
+            "timeout": aiohttp.ClientTimeout(total=due.timeout_s),
+        }
+        if due.body is not None:
+            kwargs["data"] = due.body.encode()
+        try:
+            async with session.request(due.method, URL(due.url, encoded=True), **kwargs) as response:
+                await response.read()
+                code = response.status
+                retry_after = response.headers.get("Retry-After")
+        except aiohttp.ClientConnectorError as exc:
+            # the resolver's refusal arrives wrapped in a connection error: keep it a refusal
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, UnsafeTarget):
+                raise cause from None
+            raise
         latency_ms = (time.perf_counter() - started) * 1000
-        code = response.status_code
         if 200 <= code < 300:
             return Response(code, latency_ms)
         if code == 429 or code >= 500:
-            raise RetryableResponse(code, response.headers.get("retry-after"))
+            raise RetryableResponse(code, retry_after)
         raise PermanentResponse(code)

@@ -73,8 +73,9 @@ def matches(event: PostbackEvent, compiled: CompiledRule) -> bool:
 def evaluate(index: RuleIndex, events: Iterable[PostbackEvent], now_ms: int) -> list[Delivery]:
     """The deliveries ``events`` cause under ``index`` (pure: the same input gives the same output)."""
     out: list[Delivery] = []
+    by_type = index.by_type
     for event in events:
-        rules = index.by_app.get(event.app_id)
+        rules = by_type.get((event.app_id, event.event_type))
         if not rules:
             continue
         for compiled in rules:
@@ -87,9 +88,6 @@ def evaluate(index: RuleIndex, events: Iterable[PostbackEvent], now_ms: int) -> 
             pid = postback_id(rule.rule_id, event.event_id)
             values = macro_values(event, compiled, pid, strip=restricted)
             body = render_body(compiled.body, values) if compiled.body is not None else None
-            headers = dict(rule.headers)
-            if body is not None and not any(h.lower() == "content-type" for h in headers):
-                headers["Content-Type"] = "application/json"
             out.append(
                 Delivery(
                     postback_id=pid,
@@ -100,12 +98,12 @@ def evaluate(index: RuleIndex, events: Iterable[PostbackEvent], now_ms: int) -> 
                     method=rule.method,
                     url=render_url(compiled.url, values, drop_missing=rule.missing == "drop"),
                     body=body,
-                    headers=headers,
-                    timeout_s=min(rule.timeout_s, compiled.partner.timeout_s),
+                    headers=compiled.headers,
+                    timeout_s=compiled.timeout_s,
                     max_attempts=rule.max_attempts,
                     created_ms=now_ms,
-                    due_ms=now_ms + int(rule.delay_s * 1000),
-                    expires_ms=now_ms + int(rule.max_age_s * 1000),
+                    due_ms=now_ms + compiled.delay_ms,
+                    expires_ms=now_ms + compiled.max_age_ms,
                 )
             )
     return out

@@ -21,13 +21,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 import quills
 from quills.attribution.config.index import RuleIndex
 from quills.attribution.config.messages import Partner
 from quills.attribution.config.ssrf import UnsafeTarget
-from quills.attribution.postbacks.client import PartnerClient, PermanentResponse, Response, RetryableResponse
+from quills.attribution.postbacks.client import (
+    PartnerClient,
+    PermanentResponse,
+    Response,
+    RetryableResponse,
+    TransportError,
+)
 from quills.attribution.postbacks.handlers import backoff_delay, classify
 from quills.attribution.postbacks.sinks import Attempt, DeliveryStore, Due
 from quills.errors import BulkheadFullError, CircuitOpenError, CommandTimeoutError
@@ -75,6 +79,7 @@ class Sender:
         self.lease_ms = int(lease * 1000)
         self.rng = rng or random.Random()
         self.in_flight: dict[str, int] = {}
+        self._lane: dict[str, int] = {}
         self.parked_until: dict[str, float] = {}
         self.sent = self.retried = self.dead = self.parked = 0
         self._commands: dict[str, tuple[Partner, Any]] = {}
@@ -142,6 +147,7 @@ class Sender:
         for pid, partner in index.partners.items():
             if not partner.enabled or self.parked_until.get(pid, 0) > now:
                 continue
+            self._lane[pid] = partner.max_concurrent
             room = partner.max_concurrent - self.in_flight.get(pid, 0)
             if room > 0:
                 wants[pid] = room
@@ -186,7 +192,7 @@ class Sender:
         except UnsafeTarget as exc:
             self._done(due, self._finish(due, None, "failed", started, f"refused: {exc}"))
             return
-        except (httpx.TransportError, CommandTimeoutError) as exc:
+        except (*TransportError, CommandTimeoutError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
@@ -194,9 +200,10 @@ class Sender:
         self._done(due, self._finish(due, code, outcome.status, started, error, outcome.retry_after))
 
     def _done(self, due: Due, attempt: Attempt) -> None:
-        self.in_flight[due.partner_id] -= 1
+        left = self.in_flight[due.partner_id] = self.in_flight[due.partner_id] - 1
         self._results.append(attempt)
-        if len(self._results) >= 500:
+        # pick again once a lane is half empty (not after every reply: each pick is a transaction)
+        if left <= self._lane.get(due.partner_id, 0) // 2 or len(self._results) >= 500:
             self._wake.set()
 
     def _park(self, due: Due, wait: float) -> Attempt:
