@@ -38,7 +38,7 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix src tests bench
 
 ## bench: every benchmark; each writes its section of docs/benchmarks.md
-bench: bench-resilience bench-streams bench-monitor bench-pipeline
+bench: bench-resilience bench-streams bench-monitor bench-pipeline bench-postbacks
 
 bench-resilience: $(STAMP)
 	$(PY) -m pip install -q -e '.[test,bench]'
@@ -73,3 +73,7 @@ bench-pipeline: $(STAMP)
 	test -x $(BENCH_VENVS)/fastapi/bin/python || $(PYTHON) -m venv $(BENCH_VENVS)/fastapi
 	$(BENCH_VENVS)/fastapi/bin/pip install -q fastapi pydantic uvicorn uvloop httptools nats-py
 	$(PY) bench/pipeline/run.py --peer-python $(BENCH_VENVS)/fastapi/bin/python --write docs/benchmarks.md $(BENCH_ARGS)
+## bench-postbacks: rule evaluation (1000 apps x 5 rules) and delivery with one partner hung (section of docs/benchmarks.md)
+.PHONY: bench-postbacks
+bench-postbacks: $(STAMP)
+	$(PY) bench/postbacks.py --write docs/benchmarks.md

@@ -21,6 +21,9 @@ PUBLIC_MODULES = [
     "quills.attribution",
     "quills.attribution.ingest",
     "quills.attribution.reports",
+    "quills.attribution.config",
+    "quills.attribution.postbacks",
+    "quills.attribution.overview",
 ]
 
 

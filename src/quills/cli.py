@@ -197,6 +197,9 @@ def add_up(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--monitor-port", type=_port, default=None, help="[QUILLS_MONITOR_PORT] (default 8082)"
     )
     parser.add_argument(
+        "--postbacks-port", type=_port, default=None, help="[QUILLS_POSTBACKS_PORT] (default 8083)"
+    )
+    parser.add_argument(
         "--broker",
         default=None,
         help="use this broker (nats://h:p or kafka://h:p) instead of starting one [QUILLS_BROKER]",
@@ -231,6 +234,7 @@ def run_up(args: argparse.Namespace) -> int:
         ingest_port=args.ingest_port or _env_int("QUILLS_INGEST_PORT", 8080),
         api_port=args.api_port or _env_int("QUILLS_API_PORT", 8081),
         monitor_port=args.monitor_port or _env_int("QUILLS_MONITOR_PORT", 8082),
+        postbacks_port=args.postbacks_port or _env_int("QUILLS_POSTBACKS_PORT", 8083),
         broker=args.broker if args.broker is not None else _env("QUILLS_BROKER", ""),
         broker_port=args.broker_port or _env_int("QUILLS_BROKER_PORT", 4223),
         db=args.db or _env("QUILLS_DB", ""),

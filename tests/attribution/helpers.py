@@ -50,6 +50,7 @@ class Platform:
     def __init__(self, data_dir: Path, *, db: str = "", demo_apps: int = 20) -> None:
         self.data_dir = data_dir
         self.ingest_port, self.api_port, self.monitor_port, self.broker_port = (free_port() for _ in range(4))
+        self.postbacks_port = free_port()
         self.log = data_dir.parent / f"{data_dir.name}-up.log"
         argv = [
             str(Path(sys.executable).parent / "quills"),
@@ -64,6 +65,8 @@ class Platform:
             str(self.monitor_port),
             "--broker-port",
             str(self.broker_port),
+            "--postbacks-port",
+            str(self.postbacks_port),
             "--demo-apps",
             str(demo_apps),
         ]

@@ -1,8 +1,9 @@
 """``quills up``: the whole platform on one machine, each service in its own supervised process.
 
 Processes, in start order: the broker (``nats-server`` with JetStream, store in ``<data-dir>/nats``;
-skipped when a broker URL is given), ingest (port 8080), the API with the Reports service (8081), and
-the monitor (``quills monitor`` aggregating ingest and API streams, 8082). On first start the demo apps of
+skipped when a broker URL is given), ingest (port 8080), the API with the Reports service, the config API
+and the overview (8081), the Postbacks service (health and metrics on 8083), and the monitor
+(``quills monitor`` aggregating the ingest, API and postbacks streams, 8082). On first start the demo apps of
 the traffic model get ingest keys, an admin key is made, and all of them go to
 ``<data-dir>/credentials.json``.
 """
@@ -35,6 +36,7 @@ class UpOptions:
     ingest_port: int = 8080
     api_port: int = 8081
     monitor_port: int = 8082
+    postbacks_port: int = 8083
     broker: str = ""
     broker_port: int = 4223
     db: str = ""
@@ -42,7 +44,12 @@ class UpOptions:
     grace: float = 10.0
 
     def __post_init__(self) -> None:
-        ports = {"ingest": self.ingest_port, "api": self.api_port, "monitor": self.monitor_port}
+        ports = {
+            "ingest": self.ingest_port,
+            "api": self.api_port,
+            "monitor": self.monitor_port,
+            "postbacks": self.postbacks_port,
+        }
         if not self.broker:
             ports["broker"] = self.broker_port
         for name, port in ports.items():
@@ -104,7 +111,18 @@ def service_specs(options: UpOptions, db_url: str) -> list[ServiceSpec]:
             ready_host=options.host,
         )
     )
-    instances = f"{options.host}:{options.ingest_port},{options.host}:{options.api_port}"
+    specs.append(
+        ServiceSpec(
+            "postbacks",
+            [py, "-m", "quills.attribution.postbacks", *host, "--port", str(options.postbacks_port)],
+            env,
+            ready_port=options.postbacks_port,
+            ready_host=options.host,
+        )
+    )
+    instances = ",".join(
+        f"{options.host}:{port}" for port in (options.ingest_port, options.api_port, options.postbacks_port)
+    )
     monitor_args = ["--instance", instances, "--cluster", "platform"]
     specs.append(
         ServiceSpec(

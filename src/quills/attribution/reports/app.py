@@ -131,9 +131,15 @@ async def serve(config: ReportsConfig) -> None:
                 prometheus_client.generate_latest(metrics), media_type=prometheus_client.CONTENT_TYPE_LATEST
             )
 
+        # part 2: the config API, the delivery log and the overview share this process (imported here:
+        # the overview reads report totals through this package, so a top-level import would be circular)
+        from quills.attribution.overview.api import platform_routes
+
+        part2 = await platform_routes(db, keyring, backbone, registry)
         app = Starlette(
             routes=[
                 *report_routes(db, keyring, completeness),
+                *part2,
                 Route("/healthz", healthz),
                 Route("/metrics", prometheus),
                 Mount("/", quills.monitor.hystrix_stream_app(registry, prometheus=False)),

@@ -1,0 +1,151 @@
+"""The partner HTTP client: SSRF-checked, pinned to the checked address, no redirects.
+
+Reads: ``Due`` deliveries. Writes: HTTP requests to partners.
+
+aiohttp (its connection pool stays cheap with hundreds of connections) with a resolver that is the
+``TargetPolicy``: a host name is resolved there and every address checked, and aiohttp connects to the
+address the resolver returned while keeping the name for the ``Host`` header, the TLS SNI and the
+certificate check, so a DNS answer that changes between check and connect (rebinding) is never used.
+DNS caching is off: every new connection is checked. IP literals never reach a resolver, so they are
+checked before the request. Redirects are never followed.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
+
+from quills.attribution.config.ssrf import TargetPolicy, UnsafeTarget
+from quills.attribution.postbacks.sinks import Due
+
+__all__ = ("PartnerClient", "RetryableResponse", "PermanentResponse", "Response", "TransportError")
+
+TransportError = (aiohttp.ClientError, TimeoutError)
+"""What a send raises when no answer came (connection refused or reset, timeout): retried."""
+
+
+class RetryableResponse(Exception):
+    """The partner answered 5xx or 429 (a failure for its breaker; retried)."""
+
+    def __init__(self, status_code: int, retry_after: str | None) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+class PermanentResponse(Exception):
+    """The partner answered 3xx or another 4xx: never retried, and not the partner's ill health."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"HTTP {status_code} (not retried)")
+        self.status_code = status_code
+
+
+class Response:
+    """A 2xx answer: its status and latency."""
+
+    __slots__ = ("latency_ms", "status_code")
+
+    def __init__(self, status_code: int, latency_ms: float) -> None:
+        self.status_code = status_code
+        self.latency_ms = latency_ms
+
+
+class _PolicyResolver(AbstractResolver):
+    def __init__(self, policy: TargetPolicy) -> None:
+        self._policy = policy
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[ResolveResult]:
+        addresses = await self._policy.resolve_host(host, port)
+        return [
+            {
+                "hostname": host,
+                "host": str(ip),
+                "port": port,
+                "family": socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for ip in addresses
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+class PartnerClient:
+    """Sends deliveries over one pooled aiohttp session.
+
+    Args:
+        policy: where requests may go.
+        max_connections: pooled connections in total (default 1000).
+    """
+
+    def __init__(self, policy: TargetPolicy, *, max_connections: int = 1000) -> None:
+        self.policy = policy
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            limit_per_host=0,
+            use_dns_cache=False,
+            resolver=_PolicyResolver(self.policy),
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            headers={"User-Agent": "quills-postbacks/1"},
+            trust_env=False,
+            auto_decompress=False,
+        )
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def send(self, due: Due) -> Response:
+        """Send ``due`` once. Returns a 2xx ``Response``; raises ``RetryableResponse``,
+        ``PermanentResponse``, ``UnsafeTarget`` or a ``TransportError`` (connection, timeout)."""
+        split = urlsplit(due.url)
+        if split.scheme not in ("http", "https") or not split.hostname:
+            raise UnsafeTarget(f"not an http(s) URL: {split.scheme}://{split.hostname}")
+        self.policy.check_literal(split.hostname)
+        if (
+            self.policy.ports
+            and (split.port or (443 if split.scheme == "https" else 80)) not in self.policy.ports
+        ):
+            raise UnsafeTarget(f"port {split.port} is not allowed")
+        session = self._session or self._open()
+        started = time.perf_counter()
+        kwargs: dict[str, Any] = {
+            "headers": due.headers or None,
+            "allow_redirects": False,
+            "timeout": aiohttp.ClientTimeout(total=due.timeout_s),
+        }
+        if due.body is not None:
+            kwargs["data"] = due.body.encode()
+        try:
+            async with session.request(due.method, URL(due.url, encoded=True), **kwargs) as response:
+                await response.read()
+                code = response.status
+                retry_after = response.headers.get("Retry-After")
+        except aiohttp.ClientConnectorError as exc:
+            # the resolver's refusal arrives wrapped in a connection error: keep it a refusal
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, UnsafeTarget):
+                raise cause from None
+            raise
+        latency_ms = (time.perf_counter() - started) * 1000
+        if 200 <= code < 300:
+            return Response(code, latency_ms)
+        if code == 429 or code >= 500:
+            raise RetryableResponse(code, retry_after)
+        raise PermanentResponse(code)

@@ -1,0 +1,190 @@
+"""Rendering a rule's templates for one event: macro values, privacy stripping, percent-encoding.
+
+Every substituted value is percent-encoded per RFC 3986 (everything but ``A-Z a-z 0-9 - . _``; even
+``~`` is encoded, as some partners' parsers expect), so a value can never add a parameter or change the
+path; the template's own text is left as written. In a body, values are JSON-escaped instead. A macro with
+no value renders empty, or drops its whole query parameter when the rule says ``missing: drop``.
+
+Only the macros a rule's templates use are computed (each through a small getter), and values made only
+of unreserved characters skip the encoder: rendering is most of the cost of evaluation.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from urllib.parse import quote
+
+from quills.attribution.config.index import CompiledRule
+from quills.attribution.config.template import (
+    PERSONAL_MACROS,
+    REVENUE_MACROS,
+    VALUE_MACROS,
+    Part,
+    Template,
+)
+from quills.attribution.postbacks.messages import PostbackEvent
+
+__all__ = ("macro_values", "render_url", "render_body", "encode_value", "postback_id")
+
+_blake = hashlib.blake2b
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.\-]*\Z").match
+
+
+def postback_id(rule_id: str, event_id: str) -> str:
+    """The idempotency key of (rule, event): 128 bits of BLAKE2b, hex; the same forever."""
+    return _blake(f"{rule_id}\x1f{event_id}".encode(), digest_size=16).hexdigest()
+
+
+def encode_value(value: str) -> str:
+    """``value`` percent-encoded for any place in a URL."""
+    if _UNRESERVED(value):
+        return value
+    return _quote(value)
+
+
+@functools.lru_cache(maxsize=16384)
+def _quote(value: str) -> str:
+    # cached: the values that need encoding are mostly campaign, adset and event names, which repeat
+    return quote(value, safe="").replace("~", "%7E")
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(round(value, 5))
+    return str(value)
+
+
+Getter = Callable[[PostbackEvent, CompiledRule, str], object]
+
+_GETTERS: dict[str, Getter] = {
+    "click_id": lambda e, c, p: e.click_id,
+    "advertising_id": lambda e, c, p: e.advertising_id,
+    "idfa": lambda e, c, p: e.idfa,
+    "idfv": lambda e, c, p: e.idfv,
+    "device_id": lambda e, c, p: e.device_id,
+    "customer_user_id": lambda e, c, p: e.customer_user_id,
+    "app_id": lambda e, c, p: e.app_id,
+    "platform": lambda e, c, p: e.platform,
+    "event_type": lambda e, c, p: e.event_type,
+    "event_name": lambda e, c, p: (
+        c.rule.partner_event_map.get(e.event_name, e.event_name) if e.event_name is not None else None
+    ),
+    "event_value": lambda e, c, p: e.event_value,
+    "revenue": lambda e, c, p: e.event_revenue if c.rule.send_revenue == "values_and_revenue" else None,
+    "revenue_usd": lambda e, c, p: (
+        e.event_revenue_usd
+        if c.rule.send_revenue == "values_and_revenue" and e.event_revenue is not None
+        else None
+    ),
+    "currency": lambda e, c, p: (
+        e.event_revenue_currency
+        if c.rule.send_revenue == "values_and_revenue" and e.event_revenue is not None
+        else None
+    ),
+    "country_code": lambda e, c, p: e.country_code,
+    "ip": lambda e, c, p: e.ip,
+    "user_agent": lambda e, c, p: e.user_agent,
+    "os_version": lambda e, c, p: e.os_version,
+    "device_model": lambda e, c, p: e.device_model,
+    "timestamp": lambda e, c, p: str(e.event_time // 1000),
+    "install_unix_ts": lambda e, c, p: str((e.install_time or e.event_time) // 1000),
+    "media_source": lambda e, c, p: e.media_source,
+    "campaign": lambda e, c, p: e.campaign,
+    "campaign_id": lambda e, c, p: e.af_c_id,
+    "adset": lambda e, c, p: e.af_adset,
+    "ad": lambda e, c, p: e.af_ad,
+    "site_id": lambda e, c, p: e.af_siteid,
+    "is_retargeting": lambda e, c, p: e.is_retargeting,
+    "attributed_touch_type": lambda e, c, p: e.attributed_touch_type,
+    "postback_id": lambda e, c, p: p,
+}
+
+
+def macro_values(
+    event: PostbackEvent, compiled: CompiledRule, pid: str, *, strip: bool
+) -> dict[str, str | None]:
+    """The value of every macro ``compiled``'s templates use, for ``event`` (None: no value)."""
+    silenced = compiled.rule.send_revenue == "none"
+    values: dict[str, str | None] = {}
+    for macro in compiled.macros:
+        if (strip and macro in PERSONAL_MACROS) or (
+            silenced and (macro in REVENUE_MACROS or macro in VALUE_MACROS)
+        ):
+            values[macro] = None
+            continue
+        value = _GETTERS[macro](event, compiled, pid)
+        values[macro] = value if value is None or type(value) is str else _text(value)
+    return values
+
+
+def _value(part: Part, values: dict[str, str | None], escape: Callable[[str], str]) -> str | None:
+    value = values.get(part.macro)
+    if not value:
+        return None
+    modifier = part.modifier
+    if not modifier:
+        return escape(value)
+    if modifier == "sha1":
+        return hashlib.sha1(value.encode()).hexdigest()
+    if modifier == "md5":
+        return hashlib.md5(value.encode()).hexdigest()
+    # raw is trusted to be URL-safe already, but it still may not break out of the URL
+    return value if value.isprintable() and " " not in value else escape(value)
+
+
+def _join(parts: tuple[Part, ...], values: dict[str, str | None], escape: Callable[[str], str]) -> str:
+    out = []
+    for part in parts:
+        if part.macro:
+            out.append(_value(part, values, escape) or "")
+        else:
+            out.append(part.text)
+    return "".join(out)
+
+
+def render_url(template: Template, values: dict[str, str | None], *, drop_missing: bool) -> str:
+    """The URL for ``values``; with ``drop_missing`` a query parameter whose macros all lack a value is
+    left out."""
+    if not drop_missing:
+        out = []
+        for part in template.flat:
+            if not part.macro:
+                out.append(part.text)
+                continue
+            value = values.get(part.macro)
+            if value:
+                if part.modifier:
+                    out.append(_value(part, values, encode_value) or "")
+                elif _UNRESERVED(value):
+                    out.append(value)
+                else:
+                    out.append(_quote(value))
+        return "".join(out)
+    url = _join(template.head, values, encode_value)
+    params = []
+    for param in template.params:
+        if (
+            drop_missing
+            and all(not values.get(p.macro) for p in param if p.macro)
+            and any(p.macro for p in param)
+        ):
+            continue
+        params.append(_join(param, values, encode_value))
+    return url + "&".join(params)
+
+
+def _json_escape(value: str) -> str:
+    return json.dumps(value)[1:-1]
+
+
+def render_body(template: Template, values: dict[str, str | None]) -> str:
+    """The body for ``values`` (values JSON-escaped, so a JSON template stays valid JSON)."""
+    return _join(template.head, values, _json_escape)

@@ -1,0 +1,271 @@
+"""The delivery tables: deliveries written with the consumer positions, picked when due, and every attempt.
+
+Reads: ``Delivery`` lists (inside the consumer's sink transaction); attempt results from the sender.
+Writes: ``deliveries`` (one row per (event, rule): status ``pending``/``sent``/``failed``/``dead``, attempts,
+``next_attempt_ms``) and ``delivery_attempts`` (rule, partner, URL without secrets, status, latency,
+attempt number). Because the schedule lives here, a killed service loses nothing: a delivery picked but
+not recorded comes due again when its lease (``next_attempt_ms`` pushed past its timeout) ends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import msgspec
+
+from quills.attribution.db import Database
+from quills.attribution.postbacks.messages import Delivery
+
+__all__ = ("SCHEMA", "apply_deliveries", "DeliveryStore", "Due", "Attempt", "redact")
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS deliveries (postback_id TEXT PRIMARY KEY, rule_id TEXT NOT NULL, "
+    "partner_id TEXT NOT NULL, app_id TEXT NOT NULL, event_id TEXT NOT NULL, method TEXT NOT NULL, "
+    "url TEXT NOT NULL, body TEXT, headers TEXT NOT NULL, timeout_s DOUBLE PRECISION NOT NULL, "
+    "max_attempts INTEGER NOT NULL, attempts INTEGER NOT NULL, status TEXT NOT NULL, "
+    "created_ms BIGINT NOT NULL, next_attempt_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL, "
+    "last_status INTEGER, last_error TEXT, updated_ms BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, partner_id, next_attempt_ms)",
+    "CREATE INDEX IF NOT EXISTS deliveries_app ON deliveries (app_id, status)",
+    "CREATE TABLE IF NOT EXISTS delivery_attempts (postback_id TEXT NOT NULL, attempt INTEGER NOT NULL, "
+    "rule_id TEXT NOT NULL, partner_id TEXT NOT NULL, app_id TEXT NOT NULL, url TEXT NOT NULL, "
+    "status_code INTEGER, outcome TEXT NOT NULL, latency_ms DOUBLE PRECISION NOT NULL, "
+    "at_ms BIGINT NOT NULL, error TEXT, PRIMARY KEY (postback_id, attempt))",
+    "CREATE INDEX IF NOT EXISTS delivery_attempts_app ON delivery_attempts (app_id, at_ms)",
+    "CREATE INDEX IF NOT EXISTS delivery_attempts_partner ON delivery_attempts (partner_id, at_ms)",
+)
+
+_SECRET_WORDS = ("key", "token", "secret", "sig", "password", "auth", "pass", "hash")
+
+_INSERT = (
+    "INSERT INTO deliveries (postback_id, rule_id, partner_id, app_id, event_id, method, url, body, headers, "
+    "timeout_s, max_attempts, attempts, status, created_ms, next_attempt_ms, expires_ms, updated_ms) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'pending', ?, ?, ?, ?) ON CONFLICT (postback_id) DO NOTHING"
+)
+_headers_json = msgspec.json.Encoder()
+
+
+def redact(url: str) -> str:
+    """``url`` without secrets: no user info, and ``***`` for query values whose names look secret."""
+    try:
+        split = urlsplit(url)
+        query = [
+            (k, "***" if any(w in k.lower() for w in _SECRET_WORDS) else v)
+            for k, v in parse_qsl(split.query, keep_blank_values=True)
+        ]
+        netloc = split.hostname or ""
+        if split.port:
+            netloc += f":{split.port}"
+        return urlunsplit((split.scheme, netloc, split.path, urlencode(query), ""))
+    except ValueError:
+        return "<invalid url>"
+
+
+def _rows(deliveries: Sequence[Delivery]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (
+            d.postback_id,
+            d.rule_id,
+            d.partner_id,
+            d.app_id,
+            d.event_id,
+            d.method,
+            d.url,
+            d.body,
+            _headers_json.encode(d.headers).decode(),
+            d.timeout_s,
+            d.max_attempts,
+            d.created_ms,
+            d.due_ms,
+            d.expires_ms,
+            d.created_ms,
+        )
+        for d in deliveries
+    )
+
+
+def apply_deliveries(db: Database) -> Any:
+    """``apply(conn, deliveries)`` for the consumer's sink: insert new deliveries, keep existing ones."""
+    insert = db.sql(_INSERT)
+
+    def apply(conn: Any, result: list[Delivery]) -> None:
+        if not result:
+            return
+        if db.is_postgres:
+            with conn.cursor() as cur:
+                cur.executemany(insert, _rows(result))
+        else:
+            conn.executemany(insert, _rows(result))
+
+    return apply
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A delivery picked for an attempt (its lease is held until ``lease_ms``)."""
+
+    postback_id: str
+    rule_id: str
+    partner_id: str
+    app_id: str
+    method: str
+    url: str
+    body: str | None
+    headers: dict[str, str]
+    timeout_s: float
+    max_attempts: int
+    attempts: int
+    expires_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What happened to one ``Due``: ``attempt`` (0 = parked, no attempt made), the new status and time."""
+
+    due: Due
+    attempt: int
+    status_code: int | None
+    outcome: str  # sent | retry | failed | dead | parked
+    latency_ms: float
+    error: str | None
+    next_status: str
+    next_attempt_ms: int
+
+
+class DeliveryStore:
+    """The sender's access to the delivery tables (blocking: call it in a thread; one connection)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._conn: Any = None
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            self._conn = self.db.connect()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _tx(self, fn: Any) -> Any:
+        conn = self._connection()
+        if self.db.is_postgres:
+            with conn.transaction(), conn.cursor() as cur:
+                return fn(cur)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            out = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return out
+
+    def pick(self, wants: dict[str, int], now_ms: int, lease_ms: int) -> list[Due]:
+        """Up to ``wants[partner]`` due pending deliveries per partner, leased until ``now + lease_ms``
+        (each also at least its own timeout), oldest first."""
+        lock = " FOR UPDATE SKIP LOCKED" if self.db.is_postgres else ""
+        select = self.db.sql(
+            "SELECT postback_id, rule_id, partner_id, app_id, method, url, body, headers, timeout_s, "
+            "max_attempts, attempts, expires_ms FROM deliveries WHERE status = 'pending' AND partner_id = ? "
+            f"AND next_attempt_ms <= ? ORDER BY next_attempt_ms LIMIT ?{lock}"
+        )
+        update = self.db.sql("UPDATE deliveries SET next_attempt_ms = ? WHERE postback_id = ?")
+
+        def run(cur: Any) -> list[Due]:
+            picked: list[Due] = []
+            for partner, n in wants.items():
+                if n <= 0:
+                    continue
+                for row in cur.execute(select, (partner, now_ms, n)).fetchall():
+                    headers = msgspec.json.decode(row[7]) if row[7] else {}
+                    picked.append(
+                        Due(
+                            postback_id=row[0],
+                            rule_id=row[1],
+                            partner_id=row[2],
+                            app_id=row[3],
+                            method=row[4],
+                            url=row[5],
+                            body=row[6],
+                            headers=headers,
+                            timeout_s=float(row[8]),
+                            max_attempts=int(row[9]),
+                            attempts=int(row[10]),
+                            expires_ms=int(row[11]),
+                        )
+                    )
+            if picked:
+                cur.executemany(
+                    update, [(now_ms + max(lease_ms, int(d.timeout_s * 2000)), d.postback_id) for d in picked]
+                )
+            return picked
+
+        result: list[Due] = self._tx(run)
+        return result
+
+    def record(self, attempts: Sequence[Attempt], now_ms: int) -> None:
+        """Store attempts and the new state of their deliveries, in one transaction."""
+        if not attempts:
+            return
+        insert = self.db.sql(
+            "INSERT INTO delivery_attempts (postback_id, attempt, rule_id, partner_id, app_id, url, "
+            "status_code, outcome, latency_ms, at_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING"
+        )
+        update = self.db.sql(
+            "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_ms = ?, last_status = ?, "
+            "last_error = ?, updated_ms = ? WHERE postback_id = ?"
+        )
+        log_rows = [
+            (
+                a.due.postback_id,
+                a.attempt,
+                a.due.rule_id,
+                a.due.partner_id,
+                a.due.app_id,
+                redact(a.due.url),
+                a.status_code,
+                a.outcome,
+                a.latency_ms,
+                now_ms,
+                a.error,
+            )
+            for a in attempts
+            if a.attempt > 0
+        ]
+        updates = [
+            (
+                a.next_status,
+                max(a.attempt, a.due.attempts),
+                a.next_attempt_ms,
+                a.status_code,
+                a.error,
+                now_ms,
+                a.due.postback_id,
+            )
+            for a in attempts
+        ]
+
+        def run(cur: Any) -> None:
+            if log_rows:
+                cur.executemany(insert, log_rows)
+            cur.executemany(update, updates)
+
+        self._tx(run)
+
+    def pending_count(self) -> int:
+        rows = (
+            self._connection().execute("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'").fetchall()
+        )
+        return int(rows[0][0])
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
