@@ -47,11 +47,12 @@ def test_up_defaults_are_the_documented_ports() -> None:
         8082,
         4223,
     )
+    assert options.postbacks_port == 8083
     assert options.host == "127.0.0.1" and options.data_dir == ".quills"
     names = [s.name for s in service_specs(options, "x.db")]
-    assert names == ["broker", "ingest", "api", "monitor"]
+    assert names == ["broker", "ingest", "api", "postbacks", "monitor"]
     external = service_specs(UpOptions(broker="nats://10.0.0.1:4222"), "x.db")
-    assert [s.name for s in external] == ["ingest", "api", "monitor"]
+    assert [s.name for s in external] == ["ingest", "api", "postbacks", "monitor"]
     assert external[0].env["QUILLS_BROKER"] == "nats://10.0.0.1:4222"
 
 
