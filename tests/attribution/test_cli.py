@@ -60,3 +60,20 @@ def test_loadgen_options_validate_at_construction(tmp_path: Path) -> None:
     assert LoadgenOptions(rate=10, duration=1).batch == 1
     with pytest.raises(ConfigError, match="--url"):
         LoadgenOptions(rate=10, duration=1, url="127.0.0.1:8080")
+
+
+def test_up_welcome_prints_the_keys_a_curl_example_and_the_dashboard() -> None:
+    import io
+
+    from quills.attribution.up import welcome
+
+    creds = {
+        "apps": {"com.example.game": {"key": "app-key-1", "platform": "android"}},
+        "admin_key": "admin-key-1",
+    }
+    out = io.StringIO()
+    welcome(UpOptions(), creds, created=True, out=out)
+    text = out.getvalue()
+    assert "app-key-1" in text and "admin-key-1" in text
+    assert "curl -i -X POST http://127.0.0.1:8080/v1/events" in text
+    assert "http://127.0.0.1:8082/dashboard/" in text

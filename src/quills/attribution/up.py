@@ -163,6 +163,7 @@ def welcome(options: UpOptions, creds: dict[str, Any], created: bool, out: TextI
         f"    curl '{api}/v1/reports?app_id={app_id}&group_by=date,media_source,country' \\",
         f"      -H 'Authorization: Bearer {creds['admin_key']}'",
         f"  ingest {ingest}  api {api}  monitor http://{options.host}:{options.monitor_port}/turbine.stream?cluster=platform",
+        f"  dashboard: http://{options.host}:{options.monitor_port}/dashboard/   (every circuit, live)",
         "  load: quills loadgen --rate 1000 --duration 30      stop: Ctrl-C",
     ]
     out.write("\n".join(lines) + "\n")
