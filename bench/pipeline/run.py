@@ -251,14 +251,25 @@ def bench_e2e(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def section(ingest: dict[str, Any] | None, e2e: dict[str, Any] | None, args: argparse.Namespace) -> str:
+def run_meta() -> dict[str, Any]:
     load = os.getloadavg()
+    return {
+        "command": f"bench/pipeline/run.py {' '.join(sys.argv[1:])}",
+        "time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
+        "load": f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}",
+    }
+
+
+def section(
+    ingest: dict[str, Any] | None, e2e: dict[str, Any] | None, args: argparse.Namespace, meta: dict[str, Any]
+) -> str:
     lines = [
         "## Pipeline",
         "",
-        f"`make bench-pipeline` (`bench/pipeline/run.py {' '.join(sys.argv[1:])}`), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-        f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, "
-        f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (other work shared the machine).",
+        f"`make bench-pipeline` (`{meta['command']}`), {meta['time']}, {meta['machine']}, load average at the "
+        f"end {meta['load']} (1/5/15 min; other agents' tests and benchmarks shared the 2 cores, so wall-clock "
+        "rates are far below what the processes would do alone).",
         "",
     ]
     if ingest:
@@ -284,7 +295,20 @@ def section(ingest: dict[str, Any] | None, e2e: dict[str, Any] | None, args: arg
             "Per CPU-second: what one process would do with a core to itself (the server's own CPU time, from",
             "/proc, divided into the requests it answered); the rows above are wall-clock rates on the shared machine.",
             "",
-            "Targets: >= 3x the peer, >= 10k single-event requests/s and >= 150k batch events/s per process.",
+            "Targets: >= 3x the peer, >= 10k single-event requests/s and >= 150k batch events/s per process. "
+            + verdict(
+                [
+                    (
+                        "3x peer (single, wall)",
+                        q["single"]["requests_per_s"] >= 3 * f["single"]["requests_per_s"],
+                    ),
+                    ("3x peer (batch, wall)", q["batch"]["events_per_s"] >= 3 * f["batch"]["events_per_s"]),
+                    ("10k requests/s (wall)", q["single"]["requests_per_s"] >= 10_000),
+                    ("10k requests per CPU-second", q["single"]["requests_per_cpu_s"] >= 10_000),
+                    ("150k events/s (wall)", q["batch"]["events_per_s"] >= 150_000),
+                    ("150k events per CPU-second", q["batch"]["events_per_cpu_s"] >= 150_000),
+                ]
+            ),
             "",
         ]
     if e2e:
@@ -300,10 +324,36 @@ def section(ingest: dict[str, Any] | None, e2e: dict[str, Any] | None, args: arg
             f"- RSS after warm-up, first -> last: {rss}",
             f"- statuses: {e2e['statuses']}",
             "",
-            "Targets: >= 50k events/s sustained for 5 minutes, lag p99 < 2 s, every RSS flat within 10 %.",
+            "Targets: >= 50k events/s sustained for 5 minutes, lag p99 < 2 s, every RSS flat within 10 %. "
+            + verdict(
+                [
+                    (
+                        "50k events/s",
+                        e2e["consumed_events_per_s"] >= 50_000 and e2e["accepted_events_per_s"] >= 50_000,
+                    ),
+                    ("lag p99 < 2 s", e2e["lag_p99_s"] < 2),
+                    ("RSS within 10 %", all(abs(v["growth_pct"]) <= 10 for v in e2e["rss"].values())),
+                ]
+            ),
             "",
         ]
+    lines += [
+        "Where the time goes (py-spy and micro-benchmarks on this machine): in ingest, decoding and validating",
+        "an event costs ~1.8 us, stamping and encoding ~0.8 us, and the NATS backend's `publish_raw` ~5 us per",
+        "message (nats-py builds each message's batch headers in Python); the broker commits one atomic batch",
+        "per stream at a time in ~10 ms even for one message (a plain JetStream publish: 0.1 ms), which sets the",
+        "latency floor and makes small flushes expensive. In reports, with the traffic model nearly every",
+        "event opens its own aggregate row (app x hour x source x campaign x country x type x name: ~0.8 rows",
+        "per event), so fold plus the SQLite upserts of rows and device pairs cost ~15-25 us per event.",
+        "",
+    ]
     return "\n".join(lines)
+
+
+def verdict(checks: list[tuple[str, bool]]) -> str:
+    met = [name for name, ok in checks if ok]
+    missed = [name for name, ok in checks if not ok]
+    return f"Met: {', '.join(met) or 'none'}. Missed: {', '.join(missed) or 'none'}."
 
 
 def write_section(path: Path, text: str) -> None:
@@ -331,15 +381,21 @@ def main() -> None:
     parser.add_argument("--skip-e2e", action="store_true")
     parser.add_argument("--write", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--from-json", type=Path, default=None, help="rewrite the section from a saved run")
     args = parser.parse_args()
-    ingest = None if args.skip_ingest else bench_ingest(args)
-    e2e = None if args.skip_e2e else bench_e2e(args)
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        ingest, e2e, meta = saved["ingest"], saved["e2e"], saved["meta"]
+    else:
+        ingest = None if args.skip_ingest else bench_ingest(args)
+        e2e = None if args.skip_e2e else bench_e2e(args)
+        meta = run_meta()
     if e2e:
         print("e2e", json.dumps(e2e), flush=True)
-    text = section(ingest, e2e, args)
+    text = section(ingest, e2e, args, meta)
     print(text)
-    if args.json:
-        args.json.write_text(json.dumps({"ingest": ingest, "e2e": e2e}, indent=1))
+    if args.json and not args.from_json:
+        args.json.write_text(json.dumps({"ingest": ingest, "e2e": e2e, "meta": meta}, indent=1))
     if args.write:
         write_section(args.write, text)
 

@@ -147,3 +147,24 @@ def test_reports_killed_many_times_under_heavy_load_counts_exactly(
     done_ms = int(time.time() * 1000)
     assert result["accepted"] == result["sent"]
     assert platform.wait_complete(done_ms, timeout=300)["rows"][0]["events"] == result["accepted"]
+
+
+def test_the_printed_curl_examples_work(platform: Platform) -> None:
+    deadline = time.monotonic() + 30
+    while "read a report" not in platform.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = platform.log.read_text()
+    send_line = next(line for line in log.splitlines() if "-d '" in line)
+    body = send_line.split("-d '", 1)[1].rstrip().removesuffix("'")
+    key = log.split("ingest key: ", 1)[1].split()[0]
+    response = httpx.post(
+        f"{platform.ingest}/v1/events",
+        content=body,
+        headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
+    )
+    assert response.status_code == 202, response.text
+    report_url = next(line for line in log.splitlines() if "/v1/reports?" in line).split("'")[1]
+    admin = log.split("admin key: ", 1)[1].split()[0]
+    platform.wait_complete(int(time.time() * 1000))
+    rows = httpx.get(report_url, headers={"authorization": f"Bearer {admin}"}).json()["rows"]
+    assert sum(r["installs"] for r in rows) == 1

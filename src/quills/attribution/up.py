@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -143,7 +144,7 @@ def welcome(options: UpOptions, creds: dict[str, Any], created: bool, out: TextI
         "event_id": "0b9e6c9e-3f5c-4a8e-9a57-2d1f0c6b7a11",
         "app_id": app_id,
         "platform": app["platform"],
-        "event_time": 1_763_700_000_000,
+        "event_time": int(time.time() * 1000),
         "sdk_version": "6.14.2",
         "os_version": "14",
         "device_id": "device-1",
