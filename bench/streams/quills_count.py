@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import sqlite3
 import sys
 import time
@@ -18,6 +19,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from events import Install
 
 from quills.streams import Batch, ConsumerOptions, SqliteSink, Topic, connect
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def apply(conn: sqlite3.Connection, counts: dict[str, int]) -> None:
@@ -51,7 +57,17 @@ async def main(url: str, topic: str, n: int, group: str, db: str) -> None:
     done = time.perf_counter()
     await backbone.close()
     total = sum(n for (n,) in sink.connection.execute("SELECT n FROM counts"))
-    print(json.dumps({"events": seen, "seconds": done - first, "with_join": done - started, "stored": total}))
+    print(
+        json.dumps(
+            {
+                "cpu": _cpu(),
+                "events": seen,
+                "seconds": done - first,
+                "with_join": done - started,
+                "stored": total,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

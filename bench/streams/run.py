@@ -108,9 +108,9 @@ def run_consumer(name: str, cmd: list[str], timeout: float) -> dict[str, object]
         return {"name": name, "error": f"timed out after {timeout:.0f} s"}
     # faust sends stdout through its logger, so the JSON may sit after a log prefix.
     lines = [
-        line[line.index('{"events"') :]
+        line[line.index("{") :]
         for line in (proc.stdout.decode() + "\n" + proc.stderr.decode()).splitlines()
-        if '{"events"' in line
+        if '"events": ' in line and "{" in line
     ]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.decode() + proc.stdout.decode()).strip().splitlines()[-3:]
@@ -275,19 +275,24 @@ def report(
         f"Publish, acknowledged (`publish_many`, 100k per call): **Kafka {pub_kafka:,.0f} events/s** "
         f"(target >= 300k), **NATS {pub_nats:,.0f} events/s** (target >= 90k).",
         "",
-        "| consumer | broker | events | seconds | events/s | quills is x faster |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        "| consumer | broker | events | seconds | events/s | quills is x faster | consumer CPU us/event |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     quills = {str(r["broker"]): rate(r) for r in results if r["name"] == "quills"}
     for r in results:
         got = rate(r)
         if got is None:
-            lines.append(f"| {r['name']} | {r['broker']} | - | - | {r['error']} | - |")
+            lines.append(f"| {r['name']} | {r['broker']} | - | - | {r['error']} | - | - |")
             continue
         mine = quills.get(str(r["broker"]))
         ratio = "-" if r["name"] == "quills" or not mine else f"{mine / got:.1f}x"
         events, seconds = int(str(r["events"])), float(str(r["seconds"]))
-        lines.append(f"| {r['name']} | {r['broker']} | {events:,} | {seconds:.2f} | {got:,.0f} | {ratio} |")
+        # CPU of the whole consumer process (start-up and group join included) per event handled:
+        # less sensitive than wall time to other work on the machine.
+        cpu = f"{float(str(r['cpu'])) / events * 1e6:.1f}" if "cpu" in r else "-"
+        lines.append(
+            f"| {r['name']} | {r['broker']} | {events:,} | {seconds:.2f} | {got:,.0f} | {ratio} | {cpu} |"
+        )
     lines.append("")
     for broker, target in (("kafka", 400_000), ("nats", 150_000)):
         mine = quills.get(broker)

@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import sys
 import time
 from collections import Counter
 from typing import Any
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
 
 MODE, URL, TOPIC, N, GROUP = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 counts: Counter[str] = Counter()
@@ -88,7 +95,12 @@ async def main() -> None:
     await broker.stop()
     print(
         json.dumps(
-            {"events": state["seen"], "seconds": finished - state["first"], "with_join": finished - started}
+            {
+                "cpu": _cpu(),
+                "events": state["seen"],
+                "seconds": finished - state["first"],
+                "with_join": finished - started,
+            }
         )
     )
 

@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import time
 from collections import Counter
 from typing import Any
 
 import faust
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
 
 URL, TOPIC, N, GROUP, DATADIR = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 counts: Counter[str] = Counter()
@@ -41,6 +48,7 @@ async def count(stream: Any) -> None:
             print(
                 json.dumps(
                     {
+                        "cpu": _cpu(),
                         "events": state["seen"],
                         "seconds": finished - state["first"],
                         "with_join": finished - state["started"],

@@ -6,12 +6,19 @@ Usage: quix_count.py BROKER_URL TOPIC N GROUP. Prints one JSON line.
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 from collections import Counter
 from typing import Any
 
 from quixstreams import Application
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
 
 URL, TOPIC, N, GROUP = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 counts: Counter[str] = Counter()
@@ -43,6 +50,11 @@ app.run()
 finished = time.perf_counter()
 print(
     json.dumps(
-        {"events": state["seen"], "seconds": finished - state["first"], "with_join": finished - started}
+        {
+            "cpu": _cpu(),
+            "events": state["seen"],
+            "seconds": finished - state["first"],
+            "with_join": finished - started,
+        }
     )
 )
