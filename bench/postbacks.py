@@ -285,13 +285,15 @@ engineers' tests were running; numbers are from one run).
 {delivery_row}
 {ceiling_row}
 
-Evaluation looks up only the event's app (one map lookup), then checks its five rules; every match is
-rendered (each value percent-encoded) and gets its BLAKE2b idempotency key, so the rate depends on how
-many events match (here {ev["matches"] / ev["events"]:.2f} deliveries per event).
+Evaluation looks up only the rules of the event's app and type (one map lookup), then checks them;
+every match is rendered (each value percent-encoded) and gets its BLAKE2b idempotency key, so the rate
+depends on how many events match (here {ev["matches"] / ev["events"]:.2f} deliveries per event).
 Delivery: events published first, then the service started; the rate is the healthy partner's
-`sent` rows per second from the first to the last. Each delivery is one HTTP request (httpx, pooled
-keep-alive connections) plus its share of the batched transactions: insert with the consumer positions,
-lease, attempt log and status update.
+`sent` rows per second from the first until 95 % are sent. Each delivery is one HTTP request (aiohttp,
+pooled keep-alive connections) plus its share of the batched transactions: insert with the consumer
+positions, lease, attempt log and status update. The 5k/s target is missed: on this shared 2-core machine
+even a bare client reaches only the ceiling in the last row (the receiver and the client share the two
+cores with the broker and other engineers' tests); the service gets about two thirds of it.
 """
 
 
