@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
 .PHONY: venv test lint typecheck unit soak bench bench-resilience format clean
-.PHONY: bench-monitor
+.PHONY: bench-monitor up bench-pipeline
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix src tests bench
 
 ## bench: every benchmark; each writes its section of docs/benchmarks.md
-bench: bench-resilience bench-streams bench-monitor bench-postbacks
+bench: bench-resilience bench-streams bench-monitor bench-pipeline bench-postbacks
 
 bench-resilience: $(STAMP)
 	$(PY) -m pip install -q -e '.[test,bench]'
@@ -56,13 +56,23 @@ clean:
 BENCH_VENVS := bench/.venvs
 bench-streams: $(STAMP)
 	test -x $(BENCH_VENVS)/faststream/bin/python || $(PYTHON) -m venv $(BENCH_VENVS)/faststream
-	$(BENCH_VENVS)/faststream/bin/pip install -q "faststream[kafka,confluent,nats]"
+	$(BENCH_VENVS)/faststream/bin/pip install -q "faststream[kafka,confluent,nats]" "aiokafka[lz4]"
 	test -x $(BENCH_VENVS)/quix/bin/python || $(PYTHON) -m venv $(BENCH_VENVS)/quix
 	$(BENCH_VENVS)/quix/bin/pip install -q quixstreams
 	test -x $(BENCH_VENVS)/faust/bin/python || $(PYTHON) -m venv $(BENCH_VENVS)/faust
-	$(BENCH_VENVS)/faust/bin/pip install -q faust-streaming
+	$(BENCH_VENVS)/faust/bin/pip install -q faust-streaming "aiokafka[lz4]"
 	$(PY) bench/streams/run.py --write docs/benchmarks.md
 
+## up: the attribution platform on this machine (broker, ingest :8080, API :8081, monitor :8082); Ctrl-C stops
+UP_ARGS ?=
+up: $(STAMP)
+	$(VENV)/bin/quills up $(UP_ARGS)
+
+## bench-pipeline: ingest vs FastAPI+pydantic, and the whole pipeline end to end (section of docs/benchmarks.md)
+bench-pipeline: $(STAMP)
+	test -x $(BENCH_VENVS)/fastapi/bin/python || $(PYTHON) -m venv $(BENCH_VENVS)/fastapi
+	$(BENCH_VENVS)/fastapi/bin/pip install -q fastapi pydantic uvicorn uvloop httptools nats-py
+	$(PY) bench/pipeline/run.py --peer-python $(BENCH_VENVS)/fastapi/bin/python --write docs/benchmarks.md $(BENCH_ARGS)
 ## bench-postbacks: rule evaluation (1000 apps x 5 rules) and delivery with one partner hung (section of docs/benchmarks.md)
 .PHONY: bench-postbacks
 bench-postbacks: $(STAMP)

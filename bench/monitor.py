@@ -209,8 +209,11 @@ Command: `make bench-monitor` (`python bench/monitor.py {" ".join(argv)}`). Mach
 | encode (msgspec, SSE framing) | {tick["encode_ms"]:.2f} | |
 | **one tick** (p99 {tick["tick_p99_ms"]:.1f}) | **{tick["tick_ms"]:.2f}** | {tick["tick_min_ms"]:.2f} |
 
-One tick is {tick["bytes"] / 1024:.0f} KiB on the wire; at the default 0.5 s interval the instance spends
-{tick["tick_ms"] / 5:.2f} % of one core on it, however many clients read the stream (they share the tick).
+One tick is {tick["bytes"] / 1024:.0f} KiB on the wire. At the default 0.5 s interval the instance spends
+{tick["tick_min_ms"] / 5:.1f} % (best) to {tick["tick_ms"] / 5:.1f} % (median) of one core on it, however
+many clients read the stream (they share one tick). The snapshots, taken by the resilience core, are
+{tick["snapshot_min_ms"] / tick["tick_min_ms"] * 100:.0f} % of that; the monitor's own share (documents and
+encoding) is {tick["documents_ms"] + tick["encode_ms"]:.1f} ms.
 
 **Aggregator**: {agg["instances"]:.0f} instance streams x {agg["commands"]:.0f} commands at 2 ticks/s,
 replayed by one process from real documents with counters changing every tick; one `quills monitor`

@@ -43,6 +43,9 @@ def test_console_script_is_installed_and_lists_monitor() -> None:
         (["monitor", "--dns-srv", "_x._tcp.a", "--dns-server", "127.0.0.1:99999"], "port must be"),
         (["monitor", "--dns-srv", "bad name"], "not a DNS name"),
         (["monitor", "--file", "/nonexistent/hosts.txt"], "cannot read"),
+        (["monitor", "--instance", "a:1", "--suffix", "hystrix.stream"], "suffix must be a path"),
+        (["monitor", "--instance", "a:1", "--cors-origin", ""], "cors_origin must be an origin"),
+        (["monitor", "--instance", "a:1", "--interval", "90"], "interval must be 0.05..60"),
     ],
 )
 def test_bad_monitor_configuration_exits_2_with_a_clear_message(

@@ -44,9 +44,8 @@ async def main(url: str, topic: str, n: int, group: str, db: str) -> None:
             consumer.stop()
         return dict(Counter([m.app_id for m in batch.messages]))
 
-    consumer = backbone.consumer(
-        Topic(topic, Install), count, ConsumerOptions(group=group, session_timeout=6)
-    )
+    options = ConsumerOptions(group=group, session_timeout=6)
+    consumer = backbone.consumer(Topic(topic, Install), count, options, sink=sink)
     started = time.perf_counter()
     await consumer.run()
     done = time.perf_counter()

@@ -19,6 +19,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -105,7 +106,12 @@ def run_consumer(name: str, cmd: list[str], timeout: float) -> dict[str, object]
         proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False, cwd=ROOT)
     except subprocess.TimeoutExpired:
         return {"name": name, "error": f"timed out after {timeout:.0f} s"}
-    lines = [line for line in proc.stdout.decode().splitlines() if line.startswith("{")]
+    # faust sends stdout through its logger, so the JSON may sit after a log prefix.
+    lines = [
+        line[line.index('{"events"') :]
+        for line in (proc.stdout.decode() + "\n" + proc.stderr.decode()).splitlines()
+        if '{"events"' in line
+    ]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.decode() + proc.stdout.decode()).strip().splitlines()[-3:]
         return {"name": name, "error": f"exit {proc.returncode}: {' | '.join(tail)[:300]}"}
@@ -137,7 +143,10 @@ def main() -> None:
     parser.add_argument("--slow-events", type=int, default=200_000, help="events for per-message peers")
     parser.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()
+    # A SIGTERM (make interrupted, a timeout) still runs the finally below and stops the brokers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     n, slow = args.events, min(args.slow_events, args.events)
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="quills-bench-"))
     tansu, kafka_url = start_tansu(work / "tansu.log")
     nats = EmbeddedNats(work / "nats", port=free_port()).start()
@@ -198,7 +207,7 @@ def main() -> None:
                 cmd.append(str(work / f"{group}.db"))
             if name == "faust-streaming":
                 cmd.append(str(work / group))
-            result = run_consumer(name, cmd, timeout=600)
+            result = run_consumer(name, cmd, timeout=300)
             result["broker"] = broker
             result["requested"] = count
             results.append(result)
@@ -208,6 +217,7 @@ def main() -> None:
         tansu.terminate()
         tansu.wait(10)
         shutil.rmtree(work, ignore_errors=True)
+    load = (load_before, os.getloadavg()[0])
     section = report(
         results,
         pub_kafka,
@@ -219,6 +229,7 @@ def main() -> None:
             "quixstreams": version_of(quix, "quixstreams"),
             "faust-streaming": version_of(faust, "faust-streaming"),
         },
+        load,
     )
     print(section)
     if args.write:
@@ -238,6 +249,7 @@ def report(
     n: int,
     slow: int,
     versions: dict[str, str],
+    load: tuple[float, float],
 ) -> str:
     lines = [
         BEGIN,
@@ -256,6 +268,9 @@ def report(
         + ".",
         "",
         DATA_NOTE,
+        "",
+        f"1-minute load average at start / end: {load[0]:.1f} / {load[1]:.1f} (other work on the machine "
+        "shares the 2 cores with the brokers and the consumer; above ~1 the numbers are pessimistic).",
         "",
         f"Publish, acknowledged (`publish_many`, 100k per call): **Kafka {pub_kafka:,.0f} events/s** "
         f"(target >= 300k), **NATS {pub_nats:,.0f} events/s** (target >= 90k).",

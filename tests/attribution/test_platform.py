@@ -74,9 +74,13 @@ class Tracer(threading.Thread):
         assert not missing, f"accepted batches not (exactly) in the reports: {missing[:20]}"
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
 def test_reports_killed_twice_under_load_counts_every_accepted_event_exactly(
-    platform: Platform, tmp_path: Path
+    database: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
+    db = request.getfixturevalue("pg_dsn") if database == "postgres" else ""
+    platform = Platform(tmp_path / "data", db=db)
+    request.addfinalizer(lambda: platform.proc.poll() is None and platform.stop())
     summary = tmp_path / "summary.json"
     load = start_loadgen(platform, summary, rate=600, duration=10, batch=20)
     time.sleep(3)
@@ -130,6 +134,7 @@ def test_broker_restart_answers_503_meanwhile_and_loses_no_accepted_event(platfo
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_reports_killed_many_times_under_heavy_load_counts_exactly(
     platform: Platform, tmp_path: Path
 ) -> None:

@@ -16,6 +16,9 @@ import httpx
 import uvicorn
 
 INSTANCE_APP = Path(__file__).with_name("instance_app.py")
+CHROMIUM = "/usr/bin/chromium"
+#: per-test timeout of the browser tests: the first one may have to apt-get install chromium
+BROWSER_TIMEOUT = 120 if os.path.exists(CHROMIUM) else 900
 
 
 def free_port() -> int:
@@ -95,10 +98,18 @@ class InstanceApp(Process):
 
     def fail(self, failing: bool) -> None:
         """Make ``charge``'s dependency fail (True) or recover (False)."""
-        if failing:
-            self.fail_file.touch()
-        else:
-            self.fail_file.unlink(missing_ok=True)
+        _flag(self.fail_file, failing)
+
+    def slow(self, slow: bool) -> None:
+        """Make each ``charge`` call take 2 s (True) or 2 ms (False)."""
+        _flag(self.fail_file.with_name(self.fail_file.name + ".slow"), slow)
+
+
+def _flag(path: Path, on: bool) -> None:
+    if on:
+        path.touch()
+    else:
+        path.unlink(missing_ok=True)
 
 
 class Aggregator(Process):

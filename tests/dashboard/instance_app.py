@@ -2,7 +2,8 @@
 
 Usage: instance_app.py --fail-file PATH [--port P]
 Prints ``port <n>`` once serving. ``charge`` fails while PATH exists, so its circuit opens within a couple
-of seconds; removing the file lets the next trial succeed and the circuit closes again. Windows are short
+of seconds; removing the file lets the next trial succeed and the circuit closes again. While PATH.slow
+exists each ``charge`` call takes 2 s, so a trial keeps the circuit half-open that long. Windows are short
 (5 s rolling stats, 1 s sleep window) so a browser sees each change quickly.
 """
 
@@ -51,13 +52,14 @@ def main() -> None:
         name="charge",
         isolation="semaphore",
         fallback=lambda: "later",
+        timeout=5.0,
         breaker=breaker,
         **fast,
     )
     def charge() -> str:
         if os.path.exists(args.fail_file):
             raise ConnectionError("payment gateway down")
-        time.sleep(0.002)
+        time.sleep(2.0 if os.path.exists(args.fail_file + ".slow") else 0.002)
         return "charged"
 
     def loop(call: object, pause: float) -> None:

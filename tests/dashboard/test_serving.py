@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +17,7 @@ from quills.monitor.dashboard import find_asset, static_dir
 from .helpers import UvicornThread
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def instance_base() -> Iterator[str]:
     """An instance server (``serve()``) with one command, on a free loopback port."""
     registry = quills.Registry()
@@ -115,3 +117,20 @@ def test_every_module_the_page_imports_ships_in_the_package() -> None:
     for name in referenced:
         assert find_asset(name) is not None, f"{name} is referenced but not shipped"
     assert "//" not in index.replace("<!doctype", "")
+
+
+def test_the_wheel_ships_the_page_and_every_module(tmp_path: Path) -> None:
+    """Built with hatchling, as users install it: the static files are package data."""
+    from hatchling.builders.wheel import WheelBuilder
+
+    root = Path(__file__).resolve().parents[2]
+    wheel = next(iter(WheelBuilder(str(root)).build(directory=str(tmp_path), versions=["standard"])))
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    shipped = {
+        "quills/monitor/dashboard/" + str(path.relative_to(static_dir().parent))
+        for path in static_dir().rglob("*")
+        if path.is_file()
+    }
+    assert "quills/monitor/dashboard/static/index.html" in shipped
+    assert shipped <= names, sorted(shipped - names)

@@ -6,19 +6,29 @@ HTTP, so they can start, fill and stop them at will.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
 
 import quills
-from quills.monitor import FileDiscovery, TurbineMonitor, serve
+from quills.monitor import FileDiscovery, TurbineMonitor, serve, tick_documents
+from quills.monitor.dashboard import dashboard_asgi
 
-from .helpers import UvicornThread
+from .helpers import BROWSER_TIMEOUT, UvicornThread
 
 EMPTY_TEXT = "document.querySelector('#empty').textContent"
+
+pytestmark = pytest.mark.timeout(BROWSER_TIMEOUT)
 
 
 def _registry_with_commands(*names: str) -> quills.Registry:
@@ -44,7 +54,7 @@ def test_page_says_waiting_for_the_first_command_until_one_runs(page: Page) -> N
     with serve(port=0, registry=registry) as server:
         page.goto(server.dashboard_url)
         page.wait_for_function(f"{EMPTY_TEXT}.startsWith('Waiting for the first command')")
-        assert page.locator("#streams .stream-state").inner_text() == "waiting for the first command"
+        expect(page.locator("#streams .stream-state")).to_have_text("waiting for the first command")
         assert page.locator("#commands .tile").count() == 0
 
         @quills.command(group="g", name="first", registry=registry)
@@ -53,8 +63,8 @@ def test_page_says_waiting_for_the_first_command_until_one_runs(page: Page) -> N
 
         first()
         page.wait_for_selector("#commands .tile[data-name='first']")
-        assert page.locator("#empty").is_hidden()
-        assert page.locator("#streams .stream-state").inner_text() == "live"
+        expect(page.locator("#empty")).to_be_hidden()
+        expect(page.locator("#streams .stream-state")).to_have_text("live")
     assert page.console.errors == []  # type: ignore[attr-defined]
 
 
@@ -67,11 +77,11 @@ def test_page_says_too_many_clients_on_503_and_connects_when_a_slot_frees(
             assert held.status_code == 200
             page.goto(server.dashboard_url)
             page.wait_for_function(f"{EMPTY_TEXT} === 'Too many clients (503)'")
-            assert page.locator("#streams .stream").get_attribute("data-state") == "full"
+            expect(page.locator("#streams .stream")).to_have_attribute("data-state", "full")
         finally:
             held.close()
         page.wait_for_selector("#commands .tile[data-name='alpha']", timeout=12_000)
-        assert page.locator("#streams .stream-state").inner_text() == "live"
+        expect(page.locator("#streams .stream-state")).to_have_text("live")
 
 
 def test_page_says_connection_lost_and_reconnects_when_the_instance_is_back(
@@ -94,10 +104,46 @@ def test_page_says_connection_lost_and_reconnects_when_the_instance_is_back(
         )
 
 
-def test_unknown_cluster_says_not_found(page: Page, tmp_path: Path) -> None:
+def test_a_stream_gone_silent_counts_as_lost(page: Page) -> None:
+    """A hung connection (open, but nothing more after its first document) is dropped and retried."""
+    doc = json.loads(json.dumps(tick_documents(_registry_with_commands("hung"))[0]))
+
+    async def hung_stream(request: Request) -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            yield b"data: " + json.dumps(doc).encode() + b"\n\n"
+            await asyncio.sleep(3600)
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    dashboard = dashboard_asgi()
+    app = Starlette(
+        routes=[
+            Route("/hystrix.stream", hung_stream),
+            Route("/dashboard", dashboard),
+            Route("/dashboard/{path:path}", dashboard),
+        ]
+    )
+    with UvicornThread(app) as server:
+        page.goto(f"{server.base}/dashboard/")
+        page.wait_for_selector("#commands .tile[data-name='hung']")
+        page.evaluate("window.quillsDashboard.StreamConnection.silenceMs = 1500")
+        expect(page.locator("#streams .stream-state")).to_have_text(
+            "connection lost, reconnecting", timeout=5_000
+        )
+        # the retry connects again and gets the document again
+        expect(page.locator("#streams .stream-state")).to_have_text("live", timeout=5_000)
+
+
+def test_empty_cluster_says_no_host_reports_and_unknown_cluster_says_not_found(
+    page: Page, tmp_path: Path
+) -> None:
     (tmp_path / "instances").write_text("")
     monitor = TurbineMonitor(FileDiscovery(tmp_path / "instances"), clusters=["shop"])
     with UvicornThread(monitor.app) as aggregator:
+        page.goto(f"{aggregator.base}/dashboard/")  # cluster "shop", no instance in it
+        expect(page.locator("#empty")).to_have_text(
+            "Waiting for the first command: no host is reporting yet."
+        )
         page.goto(f"{aggregator.base}/dashboard/?stream=../turbine.stream%3Fcluster%3Dnope")
         page.wait_for_function(f"{EMPTY_TEXT} === 'Stream not found (404)'")
 
@@ -132,7 +178,15 @@ def test_page_watches_every_cluster_and_streams_can_be_removed_and_added(
     assert page.evaluate("new URL(location.href).searchParams.getAll('stream')") == [
         "../turbine.stream?cluster=shop"
     ]
+    expect(page.locator("#commands .tile[data-name='alpha'] .stream-label")).to_be_hidden()  # one stream left
     page.fill("#stream-url", "../turbine.stream?cluster=ops")
     page.click("#add-stream button[type=submit]")
     page.wait_for_selector("#commands .tile[data-name='omega']")
+    expect(page.locator("#commands .tile[data-name='alpha'] .stream-label")).to_have_text(
+        re.compile("^shop @ ")
+    )
+    page.fill("#stream-url", "http://[not a url")
+    page.click("#add-stream button[type=submit]")
+    assert page.evaluate("document.querySelector('#stream-url').validity.valid") is False
+    expect(page.locator("#streams .stream")).to_have_count(2)
     assert page.console.errors == []  # type: ignore[attr-defined]

@@ -92,13 +92,29 @@ def test_latency_window_drops_buckets_older_than_sixty_seconds() -> None:
     metrics.hist_both[100] += 1
     clock.advance(30.0)
     metrics.rotate(clock.now_ns())
-    metrics.hist_execute[200] += 1
+    metrics.split_histograms()[0][200] += 1
     window = metrics.latency()
-    assert window.execute[100] == 1 and window.total[100] == 1
-    assert window.execute[200] == 1 and window.total[200] == 0
+    assert window.execute == {100: 1, 200: 1}
+    assert window.total == {100: 1}
     clock.advance(40.0)
     window = metrics.latency()
-    assert window.execute[100] == 0
-    assert window.execute[200] == 1
+    assert window.execute == {200: 1}
     clock.advance(60.0)
-    assert sum(metrics.latency().execute) == 0
+    assert metrics.latency().execute == {}
+
+
+def test_lifetime_counts_and_latency_outlive_the_windows() -> None:
+    clock = FakeClock()
+    metrics = RollingMetrics(clock.now_ns)
+    for _ in range(3):
+        _record(metrics, clock, EventType.SUCCESS)
+    metrics.hist_both[50] += 3
+    assert metrics.lifetime_counts()[EventType.SUCCESS] == 3  # the open bucket counts too
+    clock.advance(100.0)  # past both the 10 s and the 60 s windows
+    _record(metrics, clock, EventType.FAILURE)
+    metrics.split_histograms()[0][70] += 1
+    assert metrics.counts()[EventType.SUCCESS] == 0
+    lifetime = metrics.lifetime_counts()
+    assert (lifetime[EventType.SUCCESS], lifetime[EventType.FAILURE]) == (3, 1)
+    assert metrics.latency().execute == {70: 1}
+    assert metrics.lifetime_total_latency() == {50: 3}  # execute-only latencies are not in the total

@@ -64,14 +64,37 @@ def test_latency_gauge_histograms_are_cumulative_in_seconds() -> None:
     for ms in (2, 2, 30, 300):
         query(ms)
     samples = _samples(registry)
-    bucket = "quills_command_latency_execute_seconds_bucket"
+    bucket = "quills_command_rolling_latency_execute_seconds_bucket"
     assert samples[(bucket, _labels("query", "db", le="0.001"))] == 0
     assert samples[(bucket, _labels("query", "db", le="0.0025"))] == 2
     assert samples[(bucket, _labels("query", "db", le="0.05"))] == 3
     assert samples[(bucket, _labels("query", "db", le="0.5"))] == 4
     assert samples[(bucket, _labels("query", "db", le="+Inf"))] == 4
-    total = samples[("quills_command_latency_execute_seconds_gsum", _labels("query", "db"))]
+    total = samples[("quills_command_rolling_latency_execute_seconds_gsum", _labels("query", "db"))]
     assert abs(total - 0.334) < 0.334 * 0.01
+
+
+def test_lifetime_counters_and_histograms_keep_counting_past_the_windows() -> None:
+    clock = FakeClock()
+    registry = quills.Registry()
+
+    @quills.command(
+        group="db", name="query", registry=registry, clock=clock, isolation="semaphore", timeout=None
+    )
+    def query(ms: float) -> None:
+        clock.advance(ms / 1000)
+
+    for ms in (2, 30):
+        query(ms)
+    clock.advance(120.0)  # both windows have forgotten these calls
+    query(300)
+    samples = _samples(registry)
+    labels = _labels("query", "db")
+    assert samples[("quills_command_events_total", _labels("query", "db", event="success"))] == 3
+    assert samples[("quills_command_rolling_events", _labels("query", "db", event="success"))] == 1
+    assert samples[("quills_command_latency_seconds_count", labels)] == 3
+    assert samples[("quills_command_latency_seconds_bucket", _labels("query", "db", le="0.05"))] == 2
+    assert abs(samples[("quills_command_latency_seconds_sum", labels)] - 0.332) < 0.332 * 0.01
 
 
 def test_thread_pools_are_exported() -> None:

@@ -219,3 +219,21 @@ def test_a_faster_delay_gets_fresh_ticks_not_repeats(server: Server) -> None:
         events = read_events(base + "/hystrix.stream?delay=100", count=9)
     times = [event["currentTime"] for event in events if event["name"] == "get_user"]
     assert len(times) == 3 and times[0] < times[1] < times[2]
+
+
+def test_cors_preflight_and_503_carry_the_origin_when_configured(server: Server) -> None:
+    with server(_registry(), cors_origin="*", max_connections=1) as base, httpx.Client(timeout=10) as client:
+        preflight = client.options(base + "/hystrix.stream")
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == "*"
+        assert "GET" in preflight.headers["access-control-allow-methods"]
+        with client.stream("GET", base + "/hystrix.stream") as first:
+            assert first.status_code == 200
+            refused = client.get(base + "/hystrix.stream")
+        assert refused.status_code == 503 and refused.headers["access-control-allow-origin"] == "*"
+
+
+def test_preflight_is_refused_when_cors_is_off(server: Server) -> None:
+    with server(_registry()) as base:
+        response = httpx.options(base + "/hystrix.stream", timeout=10)
+    assert response.status_code == 405 and "access-control-allow-origin" not in response.headers

@@ -17,8 +17,9 @@ import httpx
 import msgspec
 import pytest
 
+import quills
 from quills.metrics import histogram
-from quills.monitor import DnsSrvDiscovery, HostsChanged, StaticDiscovery, TurbineMonitor
+from quills.monitor import DnsSrvDiscovery, HostsChanged, StaticDiscovery, TurbineMonitor, serve
 
 from .helpers import Dnsmasq, InstanceProcess, UvicornThread, free_port, read_until
 
@@ -314,3 +315,25 @@ def test_a_cluster_of_unreachable_instances_says_so() -> None:
             server.base + "/turbine.stream?cluster=gone", lambda d: d["type"] == "quills_status"
         )
     assert status["message"] == "no instance of cluster gone is reachable"
+
+
+def test_aggregators_can_be_tiered_and_reporting_hosts_add_up() -> None:
+    registry = quills.Registry()
+
+    @quills.command(group="g", name="tiered", registry=registry, isolation="semaphore")
+    def tiered() -> int:
+        return 1
+
+    for _ in range(4):
+        tiered()
+    with serve(registry=registry, interval=0.1) as a, serve(registry=registry, interval=0.1) as b:
+        lower = TurbineMonitor(StaticDiscovery([f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"]), interval=0.1)
+        with UvicornThread(lower.app) as tier1:
+            upper_source = StaticDiscovery([tier1.base + "/turbine.stream?cluster=default"])
+            with UvicornThread(TurbineMonitor(upper_source, interval=0.1).app) as tier2:
+                doc = read_until(
+                    tier2.base + "/turbine.stream",
+                    lambda d: d.get("name") == "tiered" and d["reportingHosts"] == 2,
+                )
+    assert doc["rollingCountSuccess"] == 8
+    assert doc["quills_latencyExecute_hist"] and sum(doc["quills_latencyExecute_hist"].values()) == 8

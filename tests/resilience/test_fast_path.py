@@ -12,8 +12,14 @@ from quills import BreakerOptions, Registry
 from quills.metrics.events import EventType
 
 OUTCOMES = st.lists(st.sampled_from(["ok", "fail", "bad", "ignored"]), max_size=40)
-# a count window keeps every call on the slow path; thresholds it can never reach keep it closed
-SLOW_PATH = BreakerOptions(window_type="count", window_size=10, request_volume_threshold=10**6)
+# a count window with thresholds it can never reach: closed, but every call is recorded in it
+COUNT_WINDOW = BreakerOptions(window_type="count", window_size=10, request_volume_threshold=10**6)
+
+
+def _force_slow_path(registry: Registry, name: str) -> None:
+    # white box: a closed breaker that says it does not allow all sends every call through acquire()
+    # (which answers NORMAL while closed), i.e. through the generic path
+    registry.get(name).core.breaker.allows_all = False
 
 
 def _behaviour(outcome: str) -> int:
@@ -38,8 +44,8 @@ def test_sync_fast_and_slow_paths_count_the_same(outcomes: list[str]) -> None:
     registry = Registry()
     kwargs = {"group": "g", "isolation": "semaphore", "ignore": (KeyError,), "registry": registry}
     fast = quills.command(name="fast", fallback=lambda o: 0, **kwargs)(_behaviour)  # type: ignore[arg-type]
-    slow = quills.command(name="slow", fallback=lambda o: 0, breaker=SLOW_PATH, **kwargs)(_behaviour)  # type: ignore[arg-type]
-    assert registry.get("fast").core.breaker.allows_all and not registry.get("slow").core.breaker.allows_all
+    slow = quills.command(name="slow", fallback=lambda o: 0, breaker=COUNT_WINDOW, **kwargs)(_behaviour)  # type: ignore[arg-type]
+    _force_slow_path(registry, "slow")
     for outcome in outcomes:
         results = []
         for command in (fast, slow):
@@ -61,7 +67,8 @@ def test_async_fast_and_slow_paths_count_the_same(outcomes: list[str]) -> None:
 
     kwargs = {"group": "g", "ignore": (KeyError,), "registry": registry}
     fast = quills.command(name="fast", fallback=lambda o: 0, **kwargs)(behaviour)  # type: ignore[arg-type]
-    slow = quills.command(name="slow", fallback=lambda o: 0, breaker=SLOW_PATH, **kwargs)(behaviour)  # type: ignore[arg-type]
+    slow = quills.command(name="slow", fallback=lambda o: 0, breaker=COUNT_WINDOW, **kwargs)(behaviour)  # type: ignore[arg-type]
+    _force_slow_path(registry, "slow")
 
     async def main() -> None:
         for outcome in outcomes:
@@ -96,3 +103,19 @@ def test_short_circuit_fast_rejection_counts_like_the_slow_one() -> None:
     assert fast_counts[EventType.SHORT_CIRCUITED] == 3
     assert fast_counts[EventType.FALLBACK_MISSING] == 3 and fast_counts[EventType.EXCEPTION_THROWN] == 3
     assert registry.get("fb").core.snapshot().counts[EventType.SHORT_CIRCUITED] == 3
+
+
+def test_thread_isolated_open_circuit_rejects_without_touching_the_pool() -> None:
+    registry = Registry()
+    calls = []
+    command = quills.command(group="t", name="thread_open", registry=registry)(lambda: calls.append(1))
+    registry.configure("thread_open", breaker_force_open=True)
+    for _ in range(5):
+        try:
+            command()
+        except quills.CircuitOpenError as exc:
+            assert exc.command == "thread_open"
+    assert calls == []
+    counts = registry.get("thread_open").core.snapshot().counts
+    assert counts[EventType.SHORT_CIRCUITED] == 5 and counts[EventType.EXCEPTION_THROWN] == 5
+    assert registry.pool_snapshots()[0].task_count == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,22 @@ def test_replay_from_a_stream_sequence(nats_url: str) -> None:
         return await consume(nats_url, topic, 10, options)
 
     assert [e.id for e in asyncio.run(scenario())] == list(range(40, 50))
+
+
+def test_replay_from_a_time(nats_url: str) -> None:
+    async def scenario() -> list[Install]:
+        backbone = await connect(nats_url)
+        topic = Topic(unique("replay-time"), Install)
+        await backbone.publish_many(topic, events(0, 30))
+        await asyncio.sleep(0.05)
+        middle = time.time()
+        await asyncio.sleep(0.05)
+        await backbone.publish_many(topic, events(30, 50))
+        await backbone.close()
+        options = ConsumerOptions(group=unique("g"), start=StartFrom.time(middle))
+        return await consume(nats_url, topic, 20, options)
+
+    assert [e.id for e in asyncio.run(scenario())] == list(range(30, 50))
 
 
 def test_sigkill_of_the_server_mid_publish_loses_no_acknowledged_message(tmp_path: Path) -> None:

@@ -131,6 +131,7 @@ def test_publish_to_an_unreachable_broker_raises_publish_error() -> None:
         backbone = KafkaBackbone("127.0.0.1:1", producer_config={"message.timeout.ms": 1500})
         with pytest.raises(PublishError, match="not acknowledged"):
             await backbone.publish_many(Topic("nowhere", Install), events(0, 10))
+        await backbone.close()
 
     asyncio.run(scenario())
 
@@ -187,3 +188,38 @@ async def produce(url: str, topic: str, n: int) -> None:
             Topic(topic, Install), events(start, min(n, start + 100_000)), key=lambda e: e.app_id
         )
     await backbone.close()
+
+
+class FakeAssignment:
+    """Stands in for a confluent Consumer in the resync unit test: records seeks."""
+
+    def __init__(self, partitions: list[int]) -> None:
+        from confluent_kafka import TopicPartition
+
+        self.partitions = [TopicPartition("t", p) for p in partitions]
+        self.seeks: dict[int, int] = {}
+
+    def assignment(self) -> list[object]:
+        return list(self.partitions)
+
+    def seek(self, tp: object) -> None:
+        self.seeks[tp.partition] = tp.offset  # type: ignore[attr-defined]
+
+
+def test_a_rejected_batch_rewinds_partitions_without_a_stored_position_instead_of_skipping_them() -> None:
+    from quills.streams.kafka import KafkaSource
+
+    stored = {"t/0": "50"}
+    source = KafkaSource(
+        "127.0.0.1:1",
+        "t",
+        ConsumerOptions(group="g"),
+        lambda keys: {k: stored[k] for k in keys if k in stored},
+        {},
+    )
+    fake = FakeAssignment([0, 1, 2])
+    source._consumer = fake  # type: ignore[assignment]
+    # The dropped batches held partition 0 from offset 40 and partition 1 (never stored) from 100.
+    source._resync({0: 40, 1: 100})
+    assert fake.seeks == {0: 50, 1: 100}
+    assert source._expected == {0: 50, 1: None, 2: None}

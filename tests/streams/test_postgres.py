@@ -67,3 +67,27 @@ def test_two_members_racing_for_the_same_sequences_store_them_once(pg_dsn: str) 
     assert sinks[0].positions("g") == {"S": "[[1,2000]]"}
     for s in sinks:
         s.close()
+
+
+def test_sinks_opened_at_once_on_a_new_database_all_succeed(pg_dsn: str) -> None:
+    """Regression: concurrent CREATE TABLE IF NOT EXISTS raced on pg_type (UniqueViolation)."""
+    errors: list[BaseException] = []
+    sinks: list[PostgresSink[Any]] = []
+    start = threading.Barrier(8)
+
+    def open_sink() -> None:
+        start.wait()
+        try:
+            sinks.append(PostgresSink(pg_dsn, setup="CREATE TABLE IF NOT EXISTS race_t (k TEXT PRIMARY KEY)"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_sink) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for sink in sinks:
+        sink.close()
+    assert errors == []
+    assert len(sinks) == 8

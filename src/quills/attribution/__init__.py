@@ -8,4 +8,50 @@ log (``installs.v1``, ``inapps.v1``, ``sessions.v1``) and become reports (``quil
 
 from __future__ import annotations
 
-__all__: tuple[str, ...] = ()
+from quills.attribution.events import (
+    INAPPS,
+    INSTALLS,
+    PERSONAL_DATA_FIELDS,
+    SESSIONS,
+    TOPIC_OF_TYPE,
+    AnyEvent,
+    Event,
+    InApp,
+    Install,
+    Reattribution,
+    Reinstall,
+    Session,
+    Uninstall,
+)
+from quills.attribution.keys import KeyRing
+from quills.attribution.loadgen import LoadgenOptions, LoadSummary, run_loadgen
+from quills.attribution.traffic import DemoApp, TrafficModel, demo_apps
+from quills.attribution.up import UpOptions, up
+
+__all__ = (
+    # events
+    "Event",
+    "Install",
+    "Reinstall",
+    "Reattribution",
+    "Uninstall",
+    "InApp",
+    "Session",
+    "AnyEvent",
+    "PERSONAL_DATA_FIELDS",
+    "TOPIC_OF_TYPE",
+    "INSTALLS",
+    "INAPPS",
+    "SESSIONS",
+    # keys
+    "KeyRing",
+    # running and loading
+    "UpOptions",
+    "up",
+    "LoadgenOptions",
+    "LoadSummary",
+    "run_loadgen",
+    "TrafficModel",
+    "DemoApp",
+    "demo_apps",
+)

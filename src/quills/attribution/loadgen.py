@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import random
+import signal
 import sys
 import time
 from collections import Counter
@@ -166,10 +167,17 @@ async def run_loadgen(options: LoadgenOptions, out: TextIO | None = None) -> Loa
             finally:
                 slots.release()
 
-        progress = asyncio.get_running_loop().create_task(_progress(summary, started, options, out, is_tty))
+        loop = asyncio.get_running_loop()
+        progress = loop.create_task(_progress(summary, started, options, out, is_tty))
         tasks: set[asyncio.Task[None]] = set()
+        # Ctrl-C ends the run early but still waits for the answers in flight and prints the summary.
+        interrupted = asyncio.Event()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGINT, interrupted.set)
         try:
             for k in range(total):
+                if interrupted.is_set():
+                    break
                 due = started + k * interval
                 delay = due - time.perf_counter()
                 if delay > 0:
@@ -187,6 +195,8 @@ async def run_loadgen(options: LoadgenOptions, out: TextIO | None = None) -> Loa
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
         finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGINT)
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
             progress.cancel()

@@ -9,7 +9,9 @@ what makes histograms from different processes mergeable by adding counts index 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import compress
 
 __all__ = (
     "SIZE",
@@ -20,6 +22,12 @@ __all__ = (
     "mean_of",
     "sparse",
     "add_sparse",
+    "Compact",
+    "compact",
+    "add_compact",
+    "add_dense",
+    "sparse_percentiles",
+    "sparse_mean",
 )
 
 _SUB_BITS = 6
@@ -90,3 +98,58 @@ def add_sparse(into: list[int], buckets: dict[int, int]) -> None:
     """Add a sparse histogram into a dense one."""
     for index, count in buckets.items():
         into[index] += count
+
+
+#: a histogram kept small: the indexes of its non-zero buckets (2 bytes each) and their counts (4 bytes)
+Compact = tuple[array, array]  # type: ignore[type-arg]
+
+
+def compact(counts: Sequence[int]) -> Compact:
+    """A dense histogram as two parallel arrays of its non-zero buckets (6 bytes per bucket in use).
+
+    This is how closed percentile buckets are kept: a dict of the same buckets costs ~10x the memory.
+    """
+    indexes = array("H", [index for index, count in enumerate(counts) if count])
+    return indexes, array("I", [counts[index] for index in indexes])
+
+
+def add_compact(into: list[int], kept: Compact) -> None:
+    """Add a compact histogram into a dense one."""
+    for index, count in zip(*kept, strict=True):
+        into[index] += count
+
+
+def add_dense(into: dict[int, int], counts: Sequence[int]) -> None:
+    """Add a dense histogram into a sparse one, visiting only non-zero buckets (found in C)."""
+    for index in compress(range(len(counts)), counts):
+        into[index] = into.get(index, 0) + counts[index]
+
+
+def sparse_percentiles(buckets: Mapping[int, int], quantiles: Iterable[float]) -> list[float]:
+    """:func:`percentiles` of a sparse histogram: costs the buckets in use, not the histogram's size."""
+    items = sorted(buckets.items())
+    total = sum(count for _, count in items)
+    qs = list(quantiles)
+    if total == 0:
+        return [0.0] * len(qs)
+    out: list[float] = []
+    seen = 0
+    position = -1
+    for q in qs:
+        rank = max(1, -(-q * total // 100))
+        while seen < rank:
+            position += 1
+            seen += items[position][1]
+        out.append(_VALUES[items[position][0]])
+    return out
+
+
+def sparse_mean(buckets: Mapping[int, int]) -> float:
+    """:func:`mean_of` of a sparse histogram."""
+    total = sum(buckets.values())
+    values = _VALUES
+    return sum(count * values[index] for index, count in buckets.items()) / total if total else 0.0
+
+
+#: every bucket's midpoint, computed once
+_VALUES = [value_of(index) for index in range(SIZE)]

@@ -130,7 +130,7 @@ class ClusterAggregator:
         return self._version
 
     def has_documents(self) -> bool:
-        """True once any (type, name) has a cluster document."""
+        """True while any (type, name) has a cluster document."""
         return bool(self._aggregates)
 
     def hosts(self) -> list[str]:
@@ -139,6 +139,9 @@ class ClusterAggregator:
 
     def update(self, host: str, doc: Any) -> bool:
         """Apply ``host``'s latest document. Returns False for ignored types (status notes, meta).
+
+        The aggregator keeps ``doc`` as that host's last document (to subtract it later): do not change
+        it afterwards.
 
         Raises:
             BadDocument: ``doc`` is not a JSON object with string ``type`` and ``name``.

@@ -11,9 +11,11 @@ from quills.monitor.stream import (
     PING,
     ConnectionLimiter,
     StreamOptions,
+    cors_headers,
     delay_of,
     endpoint_of,
     over_capacity_message,
+    preflight_headers,
     stream_headers,
 )
 from quills.monitor.tick import TickSource
@@ -67,11 +69,17 @@ class HystrixStreamApp:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return
+        preflight = preflight_headers(self.options) if method == "OPTIONS" else None
+        if preflight is not None:
+            await send({"type": "http.response.start", "status": 204, "headers": _encode(preflight)})
+            await send({"type": "http.response.body", "body": b""})
+            return
         if method != "GET":
             await _plain(send, 405, b"Method Not Allowed")
             return
         if not self.limiter.acquire():
-            await _plain(send, 503, over_capacity_message(self.limiter.limit))
+            message = over_capacity_message(self.limiter.limit)
+            await _plain(send, 503, message, _encode(cors_headers(self.options)))
             return
         try:
             query = scope.get("query_string", b"").decode("latin-1")
@@ -117,9 +125,11 @@ class HystrixStreamApp:
             watcher.cancel()
 
 
-async def _plain(send: Send, status: int, body: bytes) -> None:
+async def _plain(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
     await send({"type": "http.response.body", "body": body})
 
 

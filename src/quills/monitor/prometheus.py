@@ -1,9 +1,10 @@
 """Prometheus exposition of command and thread-pool metrics (read from snapshots at scrape time).
 
-quills keeps rolling windows, not lifetime totals, so the command counts are gauges over the window
-(``..._rolling_...``, with the window length as a metric of its own) and the latency histograms are
-gauge histograms over the percentile window. Lifetime values that do exist (completed pool tasks) are
-counters.
+Counters and histograms follow Prometheus conventions: ``quills_command_events_total{event}`` and the
+``quills_command_latency_seconds`` histogram (total latency, as callers see it) count since the command
+was created (use ``rate()``). The Hystrix views are there too, as gauges: counts over the rolling window
+(``..._rolling_...``, with the window length as a metric of its own) and gauge histograms over the
+percentile window (``quills_command_rolling_latency_*_seconds``).
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from prometheus_client.core import (
     CounterMetricFamily,
     GaugeHistogramMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
 
 from quills.metrics import histogram
 from quills.metrics.events import EventType
-from quills.resilience.core import LatencySnapshot
 from quills.resilience.registry import Registry
 
 __all__ = ("QuillsCollector", "LATENCY_BUCKETS", "prometheus_registry", "prometheus_app", "prometheus_wsgi")
@@ -33,11 +34,11 @@ _TICK_S = 1024e-9  # a histogram bucket unit (1024 ns) in seconds
 _LABELS = ("group", "command", "pool")
 
 
-def _buckets(latency: LatencySnapshot) -> tuple[list[tuple[str, float]], float]:
+def _buckets(buckets: dict[int, int]) -> tuple[list[tuple[str, float]], float]:
     """Cumulative (le, count) pairs and the sum (seconds) of a sparse histogram."""
     counts = [0] * (len(LATENCY_BUCKETS) + 1)
     total = 0.0
-    for index, count in latency.buckets.items():
+    for index, count in buckets.items():
         seconds = histogram.value_of(index) * _TICK_S
         total += seconds * count
         slot = 0
@@ -55,12 +56,14 @@ def _buckets(latency: LatencySnapshot) -> tuple[list[tuple[str, float]], float]:
 class QuillsCollector(Collector):
     """A prometheus-client collector over a :class:`quills.Registry` (register it in any CollectorRegistry).
 
-    Metric names: ``quills_command_rolling_events{group,command,pool,event}``,
+    Metric names: ``quills_command_events_total{group,command,pool,event}``,
+    ``quills_command_latency_seconds`` (histogram of total latency),
+    ``quills_command_rolling_events{group,command,pool,event}``,
     ``quills_command_rolling_window_seconds``, ``quills_command_requests``, ``quills_command_errors``,
     ``quills_command_error_ratio``, ``quills_command_concurrent_executions``,
     ``quills_command_rolling_max_concurrent_executions``, ``quills_command_circuit_open``,
-    ``quills_command_latency_execute_seconds`` and ``quills_command_latency_total_seconds`` (gauge
-    histograms), ``quills_command_timeout_seconds``; and per pool ``quills_thread_pool_*``.
+    ``quills_command_rolling_latency_execute_seconds`` and ``..._total_seconds`` (gauge histograms),
+    ``quills_command_timeout_seconds``; and per pool ``quills_thread_pool_*``.
     """
 
     def __init__(self, registry: Registry) -> None:
@@ -101,12 +104,20 @@ class QuillsCollector(Collector):
         )
         hists = {
             kind: GaugeHistogramMetricFamily(
-                f"quills_command_latency_{kind}_seconds",
+                f"quills_command_rolling_latency_{kind}_seconds",
                 f"Latency ({kind}) over the percentile window",
                 labels=_LABELS,
             )
             for kind in ("execute", "total")
         }
+        lifetime_events = CounterMetricFamily(
+            "quills_command_events",
+            "Command events since start, by Hystrix event type",
+            labels=(*_LABELS, "event"),
+        )
+        lifetime_latency = HistogramMetricFamily(
+            "quills_command_latency_seconds", "Latency as callers see it (total) since start", labels=_LABELS
+        )
         for snap in snapshots:
             labels = [snap.group, snap.name, snap.pool]
             for event in EventType:
@@ -122,8 +133,12 @@ class QuillsCollector(Collector):
             circuit.add_metric(labels, 1.0 if snap.breaker.is_open else 0.0)
             timeout.add_metric(labels, snap.options.timeout or 0.0)
             for kind, latency in (("execute", snap.latency_execute), ("total", snap.latency_total)):
-                buckets, total = _buckets(latency)
+                buckets, total = _buckets(latency.buckets)
                 hists[kind].add_metric(labels, buckets, total)
+            for event in EventType:
+                lifetime_events.add_metric([*labels, event.name.lower()], snap.lifetime_counts.get(event, 0))
+            buckets, total = _buckets(snap.lifetime_total)
+            lifetime_latency.add_metric(labels, buckets, total)
         yield from (
             events,
             window,
@@ -136,6 +151,8 @@ class QuillsCollector(Collector):
             timeout,
         )
         yield from hists.values()
+        yield lifetime_events
+        yield lifetime_latency
         yield from self._pools()
 
     def _pools(self) -> Iterable[Metric]:

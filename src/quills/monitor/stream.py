@@ -14,6 +14,8 @@ __all__ = (
     "ConnectionLimiter",
     "PING",
     "stream_headers",
+    "cors_headers",
+    "preflight_headers",
     "endpoint_of",
     "delay_of",
     "over_capacity_message",
@@ -107,9 +109,25 @@ def stream_headers(options: StreamOptions) -> list[tuple[str, str]]:
         ("Cache-Control", "no-cache, no-store, max-age=0, must-revalidate"),
         ("Pragma", "no-cache"),
     ]
-    if options.cors_origin is not None:
-        headers.append(("Access-Control-Allow-Origin", options.cors_origin))
-    return headers
+    return headers + cors_headers(options)
+
+
+def cors_headers(options: StreamOptions) -> list[tuple[str, str]]:
+    """The CORS header for any stream answer (so a browser can also read a 503's reason), or none."""
+    return [] if options.cors_origin is None else [("Access-Control-Allow-Origin", options.cors_origin)]
+
+
+def preflight_headers(options: StreamOptions) -> list[tuple[str, str]] | None:
+    """Headers answering a CORS preflight (``OPTIONS``), or None when CORS is off (then it is a 405)."""
+    if options.cors_origin is None:
+        return None
+    return [
+        *cors_headers(options),
+        ("Access-Control-Allow-Methods", "GET, HEAD"),
+        ("Access-Control-Allow-Headers", "Authorization, Last-Event-ID"),
+        ("Access-Control-Max-Age", "600"),
+        ("Content-Length", "0"),
+    ]
 
 
 def endpoint_of(path: str, root_path: str = "") -> str | None:

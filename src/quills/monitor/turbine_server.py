@@ -94,6 +94,12 @@ class TurbineMonitor:
             raise ConfigError(f"TurbineMonitor.interval must be 0.05..60 s, got {interval!r}")
         if not 0.05 <= retry_interval <= 3600:
             raise ConfigError(f"TurbineMonitor.retry_interval must be 0.05..3600 s, got {retry_interval!r}")
+        if not suffix.startswith("/") or any(c.isspace() for c in suffix):
+            raise ConfigError(f"TurbineMonitor.suffix must be a path starting with '/', got {suffix!r}")
+        if cors_origin is not None and (not cors_origin or any(c.isspace() for c in cors_origin)):
+            raise ConfigError(
+                f"TurbineMonitor.cors_origin must be an origin such as '*', got {cors_origin!r}"
+            )
         if not 0.1 <= read_timeout <= 3600:
             raise ConfigError(f"TurbineMonitor.read_timeout must be 0.1..3600 s, got {read_timeout!r}")
         self.discovery = discovery

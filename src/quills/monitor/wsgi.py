@@ -17,9 +17,11 @@ from quills.monitor.stream import (
     PING,
     ConnectionLimiter,
     StreamOptions,
+    cors_headers,
     delay_of,
     endpoint_of,
     over_capacity_message,
+    preflight_headers,
     stream_headers,
 )
 from quills.monitor.tick import TickSource
@@ -101,12 +103,15 @@ class HystrixStreamWsgi:
         if method == "HEAD":
             start_response("200 OK", stream_headers(self.options))
             return [b""]
+        preflight = preflight_headers(self.options) if method == "OPTIONS" else None
+        if preflight is not None:
+            start_response("204 No Content", preflight)
+            return [b""]
         if method != "GET":
             return _plain(start_response, "405 Method Not Allowed", b"Method Not Allowed")
         if not self.limiter.acquire():
-            return _plain(
-                start_response, "503 Service Unavailable", over_capacity_message(self.limiter.limit)
-            )
+            message = over_capacity_message(self.limiter.limit)
+            return _plain(start_response, "503 Service Unavailable", message, cors_headers(self.options))
         events = _Events(
             self,
             delay_of(path, environ.get("QUERY_STRING", ""), self.options.interval),
@@ -121,10 +126,11 @@ class HystrixStreamWsgi:
         return events
 
 
-def _plain(start_response: StartResponse, status: str, body: bytes) -> list[bytes]:
-    start_response(
-        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
-    )
+def _plain(
+    start_response: StartResponse, status: str, body: bytes, extra: list[tuple[str, str]] | None = None
+) -> list[bytes]:
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    start_response(status, headers + (extra or []))
     return [body]
 
 

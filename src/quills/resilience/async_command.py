@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, ParamSpec, TypeVar
 
@@ -27,7 +26,6 @@ R = TypeVar("R")
 
 _HIST_SIZE = histogram.SIZE
 _FOREVER = 1 << 62
-_getframe = sys._getframe
 
 
 class AsyncCommand(Generic[P, R]):
@@ -76,18 +74,24 @@ class AsyncCommand(Generic[P, R]):
                 return await self._call_slow(args, kwargs, now_ns(), rejected=True)
             start = now_ns()
             timed = core.timeout_ns < forever
-            if timed:
-                entries[taken] = _getframe()
             try:
-                value = await fn(*args, **kwargs)
+                # the coroutine object names the call for the deadline thread (which finds the task whose
+                # chain awaits it); an empty **kwargs is not forwarded (that builds a dict)
+                coro = fn(*args, **kwargs) if kwargs else fn(*args)  # type: ignore[call-arg]
+                if timed:
+                    entries[taken] = coro
+                value = await coro
             except BaseException as exc:
                 end = now_ns()
                 core.released = next_released()
                 return await self._after_error(exc, args, kwargs, Permit.NORMAL, start, start, end, taken)
             end = now_ns()
             core.released = next_released()
-            if timed and entries.pop(taken, None) is None:
-                return await self._timed_out(args, kwargs, Permit.NORMAL, start, end, taken)
+            if timed:
+                try:
+                    del entries[taken]
+                except KeyError:  # the deadline thread took it: this call timed out
+                    return await self._timed_out(args, kwargs, Permit.NORMAL, start, end, taken)
             duration = end - start
             if duration >= core.attention_ns:
                 core.note_concurrency(taken - released + 1, end)
@@ -108,6 +112,9 @@ class AsyncCommand(Generic[P, R]):
                 shift = ticks.bit_length() - 7
                 index = (shift << 6) + (ticks >> shift)
                 hist_both[index if index < _HIST_SIZE else _HIST_SIZE - 1] += 1
+            window = breaker.count_window
+            if window is not None:  # a fast success is neither an error nor slow: it cannot trip
+                window.record(0)
             return value  # type: ignore[no-any-return]
 
         return call
@@ -133,10 +140,11 @@ class AsyncCommand(Generic[P, R]):
         active = taken - core.released + 1
         exec_start = core.now_ns()
         timed = core.timeout_ns < _FOREVER
-        if timed:
-            self.deadlines.entries[taken] = _getframe()
         try:
-            value = await core.fn(*args, **kwargs)
+            coro = core.fn(*args, **kwargs)
+            if timed:
+                self.deadlines.entries[taken] = coro
+            value = await coro
         except BaseException as exc:
             end = core.now_ns()
             core.release()
@@ -196,18 +204,12 @@ class AsyncCommand(Generic[P, R]):
         start: int,
     ) -> R:
         core = self.core
-        fallback = core.fallback
-        if fallback is None:
-            core.fallback_missing(cause, start)
-        core.enter_fallback(cause, start)
+        fallback = core.enter_fallback(cause, start)
         try:
             value = fallback(*args, **kwargs)
             if self._fallback_is_async:
                 value = await value
         except BaseException as error:
-            core.exit_fallback(cause_event, error, start)
-            if error.__cause__ is None and error is not cause:
-                raise error from cause
-            raise
+            core.fallback_failed(cause_event, error, cause, start)
         core.exit_fallback(cause_event, None, start)
         return value  # type: ignore[no-any-return]

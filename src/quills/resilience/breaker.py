@@ -1,7 +1,8 @@
 """The circuit breaker: a state object with a permission-and-record protocol (resilience4j's shape).
 
 Command front doors ask nothing of the breaker while ``allows_all`` is true (closed, forced closed or
-disabled); that is one attribute read per call. Otherwise they call :meth:`CircuitBreaker.acquire` and report
+disabled); that is one attribute read per call (plus a count-window record for breakers that have one).
+Otherwise they call :meth:`CircuitBreaker.acquire` and report
 the outcome of trial calls. Tripping is decided from health counts: for the default time window, on every
 closed metrics bucket (Hystrix's 500 ms health snapshots); for a count window, on every recorded call.
 
@@ -64,38 +65,41 @@ class BreakerSnapshot:
 class CountWindow:
     """The last ``size`` calls' outcomes with running sums: O(1) per call, whatever the size."""
 
-    __slots__ = ("_index", "_ring", "calls", "errors", "slow")
+    __slots__ = ("_index", "_lock", "_ring", "calls", "errors", "slow")
 
     ERROR = 1
     SLOW = 2
 
     def __init__(self, size: int) -> None:
+        self._lock = threading.Lock()
         self._ring = bytearray(size)
         self._index = 0
         self.calls = self.errors = self.slow = 0
 
     def record(self, code: int) -> None:
         """Add one call; ``code`` is a bit set of ERROR and SLOW (0 for a fast success)."""
-        ring = self._ring
-        index = self._index
-        if self.calls == len(ring):
-            old = ring[index]
-            self.errors -= old & 1
-            self.slow -= old >> 1
-        else:
-            self.calls += 1
-        ring[index] = code
-        self.errors += code & 1
-        self.slow += code >> 1
-        index += 1
-        self._index = 0 if index == len(ring) else index
+        with self._lock:  # threads record concurrently; the sums must stay exact
+            ring = self._ring
+            index = self._index
+            if self.calls == len(ring):
+                old = ring[index]
+                self.errors -= old & 1
+                self.slow -= old >> 1
+            else:
+                self.calls += 1
+            ring[index] = code
+            self.errors += code & 1
+            self.slow += code >> 1
+            index += 1
+            self._index = 0 if index == len(ring) else index
 
     def health(self) -> HealthCounts:
         return HealthCounts(self.calls, self.errors, self.slow)
 
     def clear(self) -> None:
-        self._ring = bytearray(len(self._ring))
-        self._index = self.calls = self.errors = self.slow = 0
+        with self._lock:
+            self._ring = bytearray(len(self._ring))
+            self._index = self.calls = self.errors = self.slow = 0
 
 
 Transition = Callable[[CircuitState, CircuitState, str, float], None]
@@ -303,10 +307,7 @@ class CircuitBreaker:
 
     def _set(self, state: CircuitState) -> None:
         self._state = state
-        # a count window needs every call recorded, so it keeps callers on the slow path even when closed
-        self.allows_all = state in (CircuitState.FORCED_CLOSED, CircuitState.DISABLED) or (
-            state is CircuitState.CLOSED and self.count_window is None
-        )
+        self.allows_all = state in (CircuitState.CLOSED, CircuitState.FORCED_CLOSED, CircuitState.DISABLED)
         if state is CircuitState.FORCED_OPEN:
             self.open_until_ns = 1 << 62
         elif state is CircuitState.OPEN:

@@ -96,6 +96,10 @@ class CommandSnapshot:
     latency_execute: LatencySnapshot
     latency_total: LatencySnapshot
     at_ms: int
+    #: counts by event type since the command was created (monotonic: Prometheus counters)
+    lifetime_counts: dict[EventType, int]
+    #: total latency since the command was created ({bucket index: count}, unit 1024 ns)
+    lifetime_total: dict[int, int]
 
 
 class CommandCore(Generic[P, R]):
@@ -190,12 +194,10 @@ class CommandCore(Generic[P, R]):
 
     def record_latency(self, execute_ns: int | None, total_ns: int) -> None:
         """Record execute time (None when nothing ran) and total time of one call."""
-        metrics = self.metrics
-        if execute_ns is None:
-            metrics.hist_total[histogram.index_of(total_ns >> 10)] += 1
-        else:
-            metrics.hist_execute[histogram.index_of(execute_ns >> 10)] += 1
-            metrics.hist_total[histogram.index_of(total_ns >> 10)] += 1
+        hist_execute, hist_total = self.metrics.split_histograms()
+        if execute_ns is not None:
+            hist_execute[histogram.index_of(execute_ns >> 10)] += 1
+        hist_total[histogram.index_of(total_ns >> 10)] += 1
 
     def note_concurrency(self, active: int, now: int) -> None:
         metrics = self.metrics
@@ -311,7 +313,10 @@ class CommandCore(Generic[P, R]):
         bucket[_SHORT_CIRCUITED] += 1
         bucket[_FALLBACK_MISSING] += 1
         bucket[_EXCEPTION_THROWN] += 1
-        metrics.hist_total[0] += 1
+        hist_total = metrics.hist_total
+        if not hist_total:  # allocated on first use; a method call on every rejection costs ~50 ns
+            hist_total = metrics.split_histograms()[1]
+        hist_total[0] += 1
         if self.publisher.has_listeners:
             self.publisher.publish(
                 CallRejected(self.group, self.name, self.clock.wall_ms(), EventType.SHORT_CIRCUITED)
@@ -333,8 +338,15 @@ class CommandCore(Generic[P, R]):
         self.record_latency(None, now - start)
         raise cause
 
-    def enter_fallback(self, cause: BaseException, start: int) -> None:
-        """Take a fallback slot, or count a fallback rejection and raise (chained to the cause)."""
+    def enter_fallback(self, cause: BaseException, start: int) -> Callable[..., Any]:
+        """Take a fallback slot and return the fallback to call.
+
+        Raises the cause when there is no fallback (counted as FALLBACK_MISSING), or a BulkheadFullError
+        chained to it when the fallback limit is reached (FALLBACK_REJECTION).
+        """
+        fallback = self.fallback
+        if fallback is None:
+            self.fallback_missing(cause, start)
         taken = next(self.fallback_acquired)
         if taken - self.fallback_released >= self.fallback_limit:
             self.fallback_released = next(self.fallback_release_counter) + 1
@@ -348,6 +360,16 @@ class CommandCore(Generic[P, R]):
                 group=self.group,
                 command=self.name,
             ) from cause
+        return fallback
+
+    def fallback_failed(
+        self, cause_event: int, error: BaseException, cause: BaseException, start: int
+    ) -> NoReturn:
+        """The fallback raised: count it and raise its error, chained to what caused the fallback."""
+        self.exit_fallback(cause_event, error, start)
+        if error.__cause__ is None and error is not cause:
+            raise error from cause
+        raise error
 
     def exit_fallback(self, cause_event: int, error: BaseException | None, start: int) -> None:
         """Give back the fallback slot and count how the fallback ended."""
@@ -376,6 +398,7 @@ class CommandCore(Generic[P, R]):
         """The command's metrics now."""
         counts = self.metrics.counts()
         latency = self.metrics.latency()
+        lifetime = self.metrics.lifetime_counts()
         health = self.metrics.health()
         if self.breaker.count_window is not None:
             health = self.breaker.count_window.health()
@@ -396,6 +419,8 @@ class CommandCore(Generic[P, R]):
             latency_execute=_latency(latency.execute),
             latency_total=_latency(latency.total),
             at_ms=self.clock.wall_ms(),
+            lifetime_counts={event: lifetime[event] for event in EventType},
+            lifetime_total=self.metrics.lifetime_total_latency(),
         )
 
     def _on_transition(self, old: CircuitState, new: CircuitState, reason: str, open_for: float) -> None:
@@ -416,11 +441,11 @@ class CommandCore(Generic[P, R]):
 _new_error = BaseException.__new__
 
 
-def _latency(counts: list[int]) -> LatencySnapshot:
+def _latency(buckets: dict[int, int]) -> LatencySnapshot:
     to_ms = _TICK_NS / 1e6
-    values = histogram.percentiles(counts, PERCENTILES)
+    values = histogram.sparse_percentiles(buckets, PERCENTILES)
     return LatencySnapshot(
-        mean=histogram.mean_of(counts) * to_ms,
+        mean=histogram.sparse_mean(buckets) * to_ms,
         percentiles={q: v * to_ms for q, v in zip(PERCENTILES, values, strict=True)},
-        buckets=histogram.sparse(counts),
+        buckets=buckets,
     )

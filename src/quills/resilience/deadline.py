@@ -1,12 +1,13 @@
 """Deadlines of async commands, enforced by one daemon thread for the whole process.
 
-A call registers only its frame under its slot number: one dict insert, with no clock arithmetic and no
-look-up of the running loop or task (those cost more than the rest of a call). Every ``tick`` the thread
-stamps the calls it sees for the first time and expires those seen at least ``timeout`` ago, so a timeout
-fires between ``timeout`` and ``timeout + 2 * tick`` after the call started (tick = timeout / 20: at most
-10 % late). For each expired call it finds the task whose coroutine chain holds that frame and asks the
-task's own loop (``call_soon_threadsafe``) to cancel it. The loop thread re-checks that the call is still
-running before cancelling, so a call that just finished is never cancelled.
+A call registers only its coroutine object under its slot number: one dict insert, with no clock
+arithmetic and no look-up of the running loop or task (those cost more than the rest of a call). Every
+``tick`` the thread stamps the calls it sees for the first time and expires those seen at least
+``timeout`` ago, so a timeout fires between ``timeout`` and ``timeout + 2 * tick`` after the call started
+(tick = timeout / 20: at most 10 % late). For each expired call it finds the task whose chain of awaits
+holds that coroutine and asks the task's own loop (``call_soon_threadsafe``) to cancel it. The loop
+thread re-checks that the call is still running before cancelling, so a call that just finished is
+never cancelled.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import asyncio
 import threading
 import time
 import weakref
-from collections.abc import Callable
-from types import FrameType
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 __all__ = ("Deadlines",)
@@ -42,8 +42,8 @@ class Deadlines:
         self.name = name
         self.now_ns = now_ns
         self.timeout_ns = timeout_ns
-        #: calls in flight: slot number -> the frame of the command's wrapper coroutine
-        self.entries: dict[int, FrameType] = {}
+        #: calls in flight: slot number -> the coroutine the command is awaiting
+        self.entries: dict[int, Coroutine[Any, Any, Any]] = {}
         self.expired: set[int] = set()
         self._seen: dict[int, int] = {}
         _watch(self)
@@ -59,7 +59,7 @@ class Deadlines:
             self.expired.add(key)
             task.cancel(f"quills: command {self.name} timed out")
 
-    def overdue(self) -> list[tuple[int, FrameType]]:
+    def overdue(self) -> list[tuple[int, Coroutine[Any, Any, Any]]]:
         """Calls seen at least a timeout ago (runs in the deadline thread)."""
         now = self.now_ns()
         timeout = self.timeout_ns()
@@ -68,10 +68,10 @@ class Deadlines:
         for key in [key for key in seen if key not in current]:
             del seen[key]
         due = []
-        for key, frame in current.items():
+        for key, coro in current.items():
             first = seen.setdefault(key, now)
             if now - first >= timeout:
-                due.append((key, frame))
+                due.append((key, coro))
         return due
 
 
@@ -92,8 +92,8 @@ def _run() -> None:
         for deadlines in watched:
             if not deadlines.entries:
                 continue
-            for key, frame in deadlines.overdue():
-                task = _task_running(frame)
+            for key, coro in deadlines.overdue():
+                task = _task_running(coro)
                 if task is not None:
                     task.get_loop().call_soon_threadsafe(deadlines.expire, key, task)
 
@@ -106,12 +106,12 @@ def _all_tasks() -> list[asyncio.Task[Any]]:
     return [task for task in tasks if task is not None and not task.done()]
 
 
-def _task_running(frame: FrameType) -> asyncio.Task[Any] | None:
-    """The task whose chain of awaited coroutines includes ``frame``."""
+def _task_running(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any] | None:
+    """The task whose chain of awaited coroutines includes ``coro``."""
     for task in _all_tasks():
         awaited: Any = task.get_coro()
         while awaited is not None:
-            if getattr(awaited, "cr_frame", None) is frame:
+            if awaited is coro:
                 return task
             awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
     return None

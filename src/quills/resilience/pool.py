@@ -8,7 +8,6 @@ interpreter's exit.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,7 +62,6 @@ class ThreadPool:
         self._in_flight = 0
         self._active = 0
         self._completed = 0
-        self._submitted = itertools.count()
         self._counter = RollingCounter(3, clock.now_ns, window=self._options.metrics_window, buckets=10)
 
     @property
@@ -98,7 +96,6 @@ class ThreadPool:
         if rejected:
             self._counter.add(_REJECTED)
             return False
-        next(self._submitted)
         self._tasks.put(task)
         return True
 

@@ -114,7 +114,8 @@ class Command(Generic[P, R]):
                 return slow_call(args, kwargs, now_ns(), rejected=True)
             start = now_ns()
             try:
-                value = fn(*args, **kwargs)
+                # forwarding an empty **kwargs builds a dict; most calls have none
+                value = fn(*args, **kwargs) if kwargs else fn(*args)  # type: ignore[call-arg]
             except BaseException as exc:
                 end = now_ns()
                 core.released = next_released()
@@ -140,6 +141,9 @@ class Command(Generic[P, R]):
                 shift = ticks.bit_length() - 7
                 index = (shift << 6) + (ticks >> shift)
                 hist_both[index if index < _HIST_SIZE else _HIST_SIZE - 1] += 1
+            window = breaker.count_window
+            if window is not None:  # a fast success is neither an error nor slow: it cannot trip
+                window.record(0)
             return value  # type: ignore[no-any-return]
 
         return call
@@ -215,6 +219,10 @@ class Command(Generic[P, R]):
     def _call_thread(self, *args: Any, **kwargs: Any) -> R:
         core = self.core
         start = core.now_ns()
+        breaker = core.breaker
+        if not breaker.allows_all and start < breaker.open_until_ns and core.fallback is None:
+            # open with no fallback: what a hung dependency's callers meet on every call
+            raise core.short_circuited(start)
         run, permit, rejection = self._submit(args, kwargs, start)
         if run is None:
             assert rejection is not None
@@ -307,17 +315,11 @@ class Command(Generic[P, R]):
         start: int,
     ) -> R:
         core = self.core
-        fallback = core.fallback
-        if fallback is None:
-            core.fallback_missing(cause, start)
-        core.enter_fallback(cause, start)
+        fallback = core.enter_fallback(cause, start)
         try:
             value = fallback(*args, **kwargs)
         except BaseException as error:
-            core.exit_fallback(cause_event, error, start)
-            if error.__cause__ is None and error is not cause:
-                raise error from cause
-            raise
+            core.fallback_failed(cause_event, error, cause, start)
         core.exit_fallback(cause_event, None, start)
         return value  # type: ignore[no-any-return]
 

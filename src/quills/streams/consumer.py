@@ -232,7 +232,7 @@ class BatchConsumer(Generic[T, R]):
         return True
 
     def _decode(self, values: list[bytes]) -> tuple[list[T], list[tuple[int, str]]]:
-        decode = self.topic.decode
+        decode = self.topic.decoder.decode
         try:
             return [decode(v) for v in values], []
         except msgspec.DecodeError:

@@ -32,7 +32,7 @@ from nats.js.errors import NotFoundError
 
 from quills.errors import ConfigError, PublishError, StreamError
 from quills.streams.backbone import Backbone, PositionLoader
-from quills.streams.jetstream_pull import NatsSource, open_client, reachable, stream_name
+from quills.streams.jetstream_pull import DirectClient, NatsSource, open_client, reachable, stream_name
 from quills.streams.options import ConsumerOptions
 from quills.streams.topic import Topic
 
@@ -55,7 +55,7 @@ _decode_ack = msgspec.json.Decoder(_PubAck).decode
 class NatsBackbone(Backbone):
     """A NATS server with JetStream at ``url``; make one with ``await NatsBackbone.connect(url)``."""
 
-    def __init__(self, nc: Client, url: str, *, owned: Any = None) -> None:
+    def __init__(self, nc: DirectClient, url: str, *, owned: Any = None) -> None:
         self.url = url
         self._nc = nc
         self._js = nc.jetstream()
@@ -113,7 +113,6 @@ class NatsBackbone(Backbone):
         if not values:
             return 0
         await self.ensure_topic(name)
-        publish = self._nc.publish
         in_flight: list[tuple[asyncio.Future[bytes], int]] = []
         acked = 0
         errors: list[str] = []
@@ -122,27 +121,11 @@ class NatsBackbone(Backbone):
             for start in range(0, len(values), _ATOMIC_MAX):
                 chunk = values[start : start + _ATOMIC_MAX]
                 batch_id = secrets.token_hex(11)
-                last = len(chunk)
-                for seq in range(1, last):
-                    await publish(
-                        name,
-                        chunk[seq - 1],
-                        headers={"Nats-Batch-Id": batch_id, "Nats-Batch-Sequence": str(seq)},
-                    )
                 reply = f"{self._inbox}.{next(self._ids)}"
                 fut: asyncio.Future[bytes] = loop.create_future()
                 self._acks[reply] = fut
-                await publish(
-                    name,
-                    chunk[-1],
-                    reply=reply,
-                    headers={
-                        "Nats-Batch-Id": batch_id,
-                        "Nats-Batch-Sequence": str(last),
-                        "Nats-Batch-Commit": "1",
-                    },
-                )
-                in_flight.append((fut, last))
+                await self._nc.publish_atomic(name, chunk, batch_id, reply)
+                in_flight.append((fut, len(chunk)))
                 if len(in_flight) >= _IN_FLIGHT:
                     acked += await self._settle(in_flight.pop(0), errors)
             while in_flight:

@@ -132,6 +132,8 @@ class KafkaBackbone(Backbone):
 
     async def close(self) -> None:
         await asyncio.to_thread(self._producer.flush, 30)
+        # Without close() librdkafka's threads live on until garbage collection, retrying the brokers.
+        await asyncio.to_thread(self._producer.close)
 
 
 class KafkaSource:
@@ -171,6 +173,8 @@ class KafkaSource:
         self._high: dict[int, int] = {}
         self._next: dict[int, int] = {}
         self._acked: dict[int, int] = {}
+        self._ahead: asyncio.Future[Any] | None = None
+        self._closing = False
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
@@ -218,10 +222,6 @@ class KafkaSource:
             self._acked.pop(tp.partition, None)
         consumer.unassign()
 
-    async def fetch(self) -> Fetched | None:
-        result: Fetched | None = await self._call(self._fetch)
-        return result
-
     def _fetch(self) -> Fetched | None:
         consumer = self._consumer
         if consumer is None:
@@ -229,39 +229,60 @@ class KafkaSource:
         msgs = consumer.consume(self.options.max_batch_size, self.options.max_wait)
         if not msgs:
             return None
-        values: list[bytes] = []
-        append = values.append
-        last: dict[int, int] = {}
-        nbytes = 0
-        kept: list[Message] = []
+        if any(m.error() is not None for m in msgs):
+            msgs = self._without_errors(msgs)
+            if not msgs:
+                return None
+        # Comprehensions rather than one loop: ~3x cheaper per message in CPython.
+        values = [m.value() or b"" for m in msgs]
+        last = {m.partition() or 0: m.offset() or 0 for m in msgs}  # offsets rise within a partition
+        firsts: dict[int, int] = {}
         for m in msgs:
-            err = m.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF or err.retriable():
-                    continue
-                raise StreamError(f"Kafka consume error on {self.topic!r}: {err}")
-            value = m.value() or b""
-            append(value)
-            kept.append(m)
-            last[m.partition() or 0] = m.offset() or 0
-            nbytes += len(value)
-        if not values:
-            return None
+            p = m.partition() or 0
+            if p not in firsts:
+                firsts[p] = m.offset() or 0
+                if len(firsts) == len(last):
+                    break
+        # Batches are stored in fetch order, so each one expects what the previous one will store.
         expected = self._expected
         claim = KafkaClaim(self.topic, {p: (expected.get(p), off + 1) for p, off in last.items()})
         for p, off in last.items():
+            if p in expected:
+                expected[p] = off + 1
             self._next[p] = off + 1
         return Fetched(
             values=values,
-            locate=lambda i: (kept[i].partition() or 0, kept[i].offset() or 0),
+            locate=lambda i: (msgs[i].partition() or 0, msgs[i].offset() or 0),
             claim=claim,
-            nbytes=nbytes,
+            nbytes=sum(map(len, values)),
             has_redeliveries=False,
-            token=claim,
+            token=(claim, firsts),
         )
 
+    def _without_errors(self, msgs: list[Message]) -> list[Message]:
+        kept = []
+        for m in msgs:
+            err = m.error()
+            if err is None:
+                kept.append(m)
+            elif not (err.code() == KafkaError._PARTITION_EOF or err.retriable()):
+                raise StreamError(f"Kafka consume error on {self.topic!r}: {err}")
+        return kept
+
+    async def fetch(self) -> Fetched | None:
+        # One fetch runs ahead on the worker thread while the handler works on the previous batch.
+        ahead = self._ahead if self._ahead is not None else self._submit(self._fetch)
+        self._ahead = None
+        fetched: Fetched | None = await ahead
+        if not self._closing:
+            self._ahead = self._submit(self._fetch)
+        return fetched
+
+    def _submit(self, fn: Any, *args: Any) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
     async def ack(self, fetched: Fetched) -> None:
-        await self._call(self._ack, fetched.token)
+        await self._call(self._ack, fetched.token[0])
 
     def _ack(self, claim: KafkaClaim) -> None:
         consumer = self._consumer
@@ -269,27 +290,40 @@ class KafkaSource:
             return
         offsets = []
         for p, (_expected, next_offset) in claim.ranges.items():
-            if p in self._expected:
-                self._expected[p] = next_offset
             self._acked[p] = next_offset
             offsets.append(TopicPartition(self.topic, p, next_offset))
         # The sink (when there is one) holds the truth; the broker's offsets serve lag and sink-less groups.
         consumer.commit(offsets=offsets, asynchronous=True)
 
     async def reject(self, fetched: Fetched) -> None:
-        await self._call(self._resync)
+        firsts: dict[int, int] = dict(fetched.token[1])
+        if self._ahead is not None:
+            # The batch fetched ahead was built on the same stale expectations: drop it and read again.
+            ahead: Fetched | None = await self._ahead
+            self._ahead = None
+            if ahead is not None:
+                for p, off in ahead.token[1].items():
+                    firsts[p] = min(off, firsts.get(p, off))
+        await self._call(self._resync, firsts)
 
-    def _resync(self) -> None:
+    def _resync(self, firsts: dict[int, int]) -> None:
         consumer = self._consumer
-        if consumer is None or self._positions is None:
+        if consumer is None:
             return
         assigned = consumer.assignment()
-        stored = self._positions([f"{self.topic}/{tp.partition}" for tp in assigned])
+        stored = (
+            {}
+            if self._positions is None
+            else self._positions([f"{self.topic}/{tp.partition}" for tp in assigned])
+        )
         for tp in assigned:
             value = stored.get(f"{self.topic}/{tp.partition}")
             self._expected[tp.partition] = None if value is None else int(value)
-            if value is not None:
-                consumer.seek(TopicPartition(self.topic, tp.partition, int(value)))
+            # Without a stored position, go back to the first message of the dropped batches: skipping
+            # them would lose them.
+            offset = int(value) if value is not None else firsts.get(tp.partition)
+            if offset is not None:
+                consumer.seek(TopicPartition(self.topic, tp.partition, offset))
 
     def lag(self) -> int | None:
         consumer = self._consumer
@@ -306,6 +340,11 @@ class KafkaSource:
         return total
 
     async def close(self) -> None:
+        self._closing = True
+        if self._ahead is not None:
+            # Fetched but never handled: not committed, so the group's next reader gets it again.
+            await self._ahead
+            self._ahead = None
         await self._call(self._close)
         self._thread.shutdown(wait=True)
 

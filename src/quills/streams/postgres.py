@@ -50,10 +50,17 @@ class PostgresSink(Generic[R]):
         self._apply = apply
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] = psycopg.connect(dsn, autocommit=True)
-        with self._conn.transaction():
-            self._conn.execute(_SCHEMA)
-            if setup:
-                self._conn.execute(setup.encode())
+        try:
+            with self._conn.transaction():
+                # CREATE TABLE IF NOT EXISTS is not safe against itself: two processes opening sinks on a
+                # new database at once can both try to create the table's type (UniqueViolation on pg_type)
+                self._conn.execute("SELECT pg_advisory_xact_lock(hashtext('quills:sink-schema'))")
+                self._conn.execute(_SCHEMA)
+                if setup:
+                    self._conn.execute(setup.encode())
+        except BaseException:
+            self._conn.close()
+            raise
 
     @property
     def connection(self) -> psycopg.Connection[Any]:

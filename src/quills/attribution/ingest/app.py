@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from typing import Any
 
+import prometheus_client
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -58,16 +62,52 @@ def build_app(
             }
         )
 
+    metrics = prometheus_client.CollectorRegistry()
+    metrics.register(quills.monitor.QuillsCollector(registry))
+    metrics.register(_IngestCollector(holder, publisher))
+
+    async def prometheus(_request: Request) -> Response:
+        return Response(
+            prometheus_client.generate_latest(metrics), media_type=prometheus_client.CONTENT_TYPE_LATEST
+        )
+
     other = Starlette(
         routes=[
             Route("/openapi.json", openapi),
             Route("/healthz", healthz),
-            Mount("/", quills.monitor.hystrix_stream_app(registry)),
+            Route("/metrics", prometheus),
+            Mount("/", quills.monitor.hystrix_stream_app(registry, prometheus=False)),
         ]
     )
     app = IngestHttp(config, keyring, publisher, other)
     holder.append(app)
     return app
+
+
+class _IngestCollector:
+    """``quills_ingest_*``: requests by status, accepted events, publisher flushes."""
+
+    def __init__(self, holder: list[IngestHttp], publisher: Publisher) -> None:
+        self._holder = holder
+        self._publisher = publisher
+
+    def collect(self) -> Iterator[Any]:
+        counters = self._holder[0].counters
+        requests = CounterMetricFamily("quills_ingest_requests", "answered requests", labels=["status"])
+        for status, n in sorted(counters.by_status.items()):
+            requests.add_metric([str(status)], n)
+        yield requests
+        yield CounterMetricFamily(
+            "quills_ingest_events_accepted", "events answered with 202", value=counters.accepted_events
+        )
+        yield CounterMetricFamily(
+            "quills_ingest_publish_flushes",
+            "broker round trips of the publisher",
+            value=self._publisher.flushes,
+        )
+        waiting = GaugeMetricFamily("quills_ingest_publish_waiting", "requests waiting for the broker")
+        waiting.add_metric([], self._publisher.waiting)
+        yield waiting
 
 
 async def serve(config: IngestConfig) -> None:

@@ -46,7 +46,9 @@ class Publisher:
         publish_raw: the backbone's ``publish_raw``.
         registry: where the ``ingest.publish`` command is registered (its metrics feed ``hystrix.stream``).
         timeout: seconds one flush may take, 0.01..60 (default 3).
-        max_in_flight: flushes at once, 1..64 (default 4).
+        max_in_flight: flushes at once, 1..64 (default 4). JetStream commits a stream's atomic batches
+            one after another (~10 ms each here), so more flushes in flight only queue at the server;
+            fewer, larger flushes carry more events per commit.
         max_flush_events: most events one flush takes, 1..1e6 (default 20,000).
     """
 
@@ -80,6 +82,11 @@ class Publisher:
         self._flushes: set[asyncio.Task[None]] = set()
         self.published = 0
         self.flushes = 0
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a flush to start."""
+        return len(self._waiting)
 
     def start(self) -> None:
         """Start the flush loop (in the running event loop)."""

@@ -15,23 +15,37 @@ from quills.attribution.reports.messages import Fold, ReportQuery
 
 __all__ = ("schema", "apply_fold", "run_report")
 
-_TABLES = (
-    "CREATE TABLE IF NOT EXISTS report_hourly (row_id BIGINT PRIMARY KEY, app_id TEXT NOT NULL, "
+_HOURLY = (
+    "CREATE TABLE IF NOT EXISTS report_hourly (row_id {key} PRIMARY KEY, app_id TEXT NOT NULL, "
     "hour BIGINT NOT NULL, platform TEXT NOT NULL, media_source TEXT NOT NULL, campaign TEXT NOT NULL, "
     "country TEXT NOT NULL, event_type TEXT NOT NULL, event_name TEXT NOT NULL, events BIGINT NOT NULL, "
-    "revenue_usd_micros BIGINT NOT NULL)",
+    "revenue_usd_micros BIGINT NOT NULL)"
+)
+_INDEXES = (
     "CREATE INDEX IF NOT EXISTS report_hourly_app_hour ON report_hourly (app_id, hour)",
     "CREATE INDEX IF NOT EXISTS report_hourly_hour ON report_hourly (hour)",
+)
+_DEVICES = (
+    "CREATE TABLE IF NOT EXISTS report_devices (row_id BIGINT NOT NULL, device BIGINT NOT NULL, "
+    "PRIMARY KEY (row_id, device))"
 )
 
 
 def schema(db: Database) -> list[str]:
-    """DDL of the reports tables for ``db`` (SQLite stores device pairs in a clustered table)."""
-    devices = (
-        "CREATE TABLE IF NOT EXISTS report_devices (row_id BIGINT NOT NULL, device BIGINT NOT NULL, "
-        "PRIMARY KEY (row_id, device))"
-    )
-    return [*_TABLES, devices if db.is_postgres else devices + " WITHOUT ROWID"]
+    """DDL of the reports tables for ``db``.
+
+    SQLite: ``row_id INTEGER PRIMARY KEY`` is the table's own B-tree key (``BIGINT`` would add a
+    separate unique index), device pairs live in a clustered ``WITHOUT ROWID`` table, and the sink's
+    connection keeps a 64 MiB page cache, because row ids are hashes and upserts touch pages at random.
+    """
+    if db.is_postgres:
+        return [_HOURLY.format(key="BIGINT"), *_INDEXES, _DEVICES]
+    return [
+        "PRAGMA cache_size = -65536",
+        _HOURLY.format(key="INTEGER"),
+        *_INDEXES,
+        _DEVICES + " WITHOUT ROWID",
+    ]
 
 
 _UPSERT = (

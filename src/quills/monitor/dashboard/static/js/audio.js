@@ -7,7 +7,7 @@
 //  - a command with 10 % errors or more adds a low dissonant pair (a minor second, C2 + C#2 upwards),
 //    louder as the error % grows;
 //  - a circuit that opens plays a diminished-seventh chord (B2 D3 F3 G#3), struck hard;
-//  - a circuit that closes again plays a resolving C major chord (C4 E4 G4 C5).
+//  - a circuit that closes again (from open or half-open) plays a resolving C major chord (C4 E4 G4 C5).
 
 const PENTATONIC = [0, 2, 4, 7, 9]; // semitones above the octave's C
 const LOW_MIDI = 60; // C4
@@ -40,6 +40,7 @@ export class Listener {
     this.volume = 0.6;
     this.muted = false;
     this.scheduled = 0; // notes scheduled since listening started (tests read this)
+    this.scheduledByKind = {}; // the same by kind: rate, error, open, close
     this.recent = []; // the last notes: {kind, midi, at}
     this.timer = null;
     this.source = () => [];
@@ -111,7 +112,9 @@ export class Listener {
   /** A circuit changed state: opening strikes a diminished chord, closing a resolving major chord. */
   circuitChanged(fromKind, toKind) {
     if (!this.context) return;
-    const isOpen = (kind) => kind === "open" || kind === "forced_open" || kind === "mixed";
+    // half-open counts as open: a circuit goes open -> half-open -> closed, and the chords mark leaving and
+    // reaching "closed"; a failed trial (half-open -> open) is not a new opening
+    const isOpen = (kind) => ["open", "half_open", "forced_open", "mixed"].includes(kind);
     const at = this.context.currentTime + 0.02;
     if (isOpen(toKind) && !isOpen(fromKind)) {
       OPEN_CHORD.forEach((midi, i) => this.note(midi, at + i * 0.015, 0.45, "open"));
@@ -146,6 +149,7 @@ export class Listener {
       osc.stop(at + decay + 0.05);
     }
     this.scheduled += 1;
+    this.scheduledByKind[kind] = (this.scheduledByKind[kind] ?? 0) + 1;
     this.recent.push({ kind, midi, at });
     if (this.recent.length > 64) this.recent.shift();
   }

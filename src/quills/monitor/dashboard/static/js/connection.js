@@ -16,8 +16,14 @@ export const STATES = {
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 5000;
 const FULL_RETRY_MS = 5000;
+const PROBE_TIMEOUT_MS = 5000;
+
 
 export class StreamConnection {
+  // A stream that has sent documents sends one at least every 3 s (an instance every tick, an aggregator
+  // its full state every 2 s and a meta document every 3 s); this much silence means a hung connection.
+  static silenceMs = 15_000;
+
   /**
    * @param {string} url  stream URL, absolute or relative to the page
    * @param {{onDocument: (doc: object, conn: StreamConnection) => void,
@@ -56,13 +62,34 @@ export class StreamConnection {
       // a stream with commands sends them within a tick; until then the page says why it is empty
       this.setState(this.hasCommands ? "live" : "waiting");
     };
-    source.onmessage = (event) => this.receive(event.data);
+    source.onmessage = (event) => {
+      this.lastMessageAt = Date.now();
+      this.receive(event.data);
+    };
+    this.lastMessageAt = Date.now();
+    clearInterval(this.watchdog);
+    this.watchdog = setInterval(() => this.checkSilence(), 1000);
     source.onerror = () => {
       if (this.source !== source) return;
-      source.close();
-      this.source = null;
+      this.drop();
       this.probe();
     };
+  }
+
+  /** Close the EventSource (and its watchdog) without changing the state. */
+  drop() {
+    clearInterval(this.watchdog);
+    if (this.source) this.source.close();
+    this.source = null;
+  }
+
+  checkSilence() {
+    // only once documents have flowed: a stock Hystrix stream sends nothing but pings before its first command
+    if (this.source && this.documents > 0 && Date.now() - this.lastMessageAt > StreamConnection.silenceMs) {
+      this.drop();
+      this.setState("lost");
+      this.retry(RETRY_MIN_MS);
+    }
   }
 
   receive(data) {
@@ -88,12 +115,14 @@ export class StreamConnection {
   async probe() {
     let status = 0;
     const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), PROBE_TIMEOUT_MS);
     try {
       const response = await fetch(this.absolute, { signal: abort.signal, cache: "no-store" });
       status = response.status;
     } catch {
       status = 0; // refused or reset: the server is gone
     } finally {
+      clearTimeout(timer);
       abort.abort();
     }
     if (this.closed) return;
@@ -125,7 +154,6 @@ export class StreamConnection {
   close() {
     this.closed = true;
     clearTimeout(this.retryTimer);
-    if (this.source) this.source.close();
-    this.source = null;
+    this.drop();
   }
 }

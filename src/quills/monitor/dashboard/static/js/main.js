@@ -52,15 +52,22 @@ async function offeredStreams() {
 }
 
 // -- streams -------------------------------------------------------------------------------------------
+/** Watch one more stream; false when the URL cannot be parsed. */
 function addStream(url) {
-  const absolute = new URL(url, document.baseURI).href;
-  if (page.connections.some((conn) => conn.absolute === absolute)) return;
+  let absolute;
+  try {
+    absolute = new URL(url, document.baseURI).href;
+  } catch {
+    return false;
+  }
+  if (page.connections.some((conn) => conn.absolute === absolute)) return true;
   const conn = new StreamConnection(url, { onDocument, onState: renderStates });
   conn.id = page.nextId++;
   page.connections.push(conn);
   conn.open();
   writeUrl();
   renderStates();
+  return true;
 }
 
 function removeStream(conn) {
@@ -81,6 +88,7 @@ function onDocument(doc, conn) {
   if (doc.type === "meta") {
     conn.reportingHosts = Number(doc.reportingHostsLast10Seconds ?? 0);
     renderStates();
+    scheduleRender();
     return;
   }
   const kind = doc.type === "HystrixCommand" ? "command" : doc.type === "HystrixThreadPool" ? "pool" : null;
@@ -94,14 +102,16 @@ function onDocument(doc, conn) {
   }
   const view = kind === "command" ? commandView(doc) : poolView(doc);
   if (!tile) {
-    const label = page.connections.length > 1 ? conn.label : "";
-    tile = new Tile(kind, key, view, label);
+    tile = new Tile(kind, key, view);
+    tile.conn = conn;
+    tile.setStreamLabel(page.connections.length > 1 ? conn.label : "");
     page.tiles.set(key, tile);
     $(kind === "command" ? "#commands" : "#pools").append(tile.el);
   } else if (kind === "command" && tile.view.circuit.kind !== view.circuit.kind) {
     page.listener.circuitChanged(tile.view.circuit.kind, view.circuit.kind);
   }
   tile.update(view);
+  if (tile.el.dataset.health === undefined) tile.render(); // a new tile never shows its placeholders
   scheduleRender();
 }
 
@@ -123,7 +133,9 @@ function render() {
   const now = Date.now();
   const commands = [];
   const pools = [];
+  const several = page.connections.length > 1;
   for (const tile of page.tiles.values()) {
+    tile.setStreamLabel(several ? tile.conn.label : "");
     tile.render(now);
     tile.el.hidden = !matches(tile.view, page.filter);
     (tile.kind === "command" ? commands : pools).push(tile);
@@ -146,7 +158,11 @@ function renderEmpty(tileCount) {
   } else if (!tileCount) {
     state = ["full", "missing", "lost", "waiting", "connecting"].find((s) => states.includes(s)) ?? "live";
     text = state === "live" ? "Waiting for data…" : STATES[state][0].toUpperCase() + STATES[state].slice(1);
-    if (state === "waiting") text = "Waiting for the first command: nothing has run yet.";
+    if (state === "waiting") {
+      // an aggregator's meta document says whether any host reports at all
+      const noHosts = page.connections.some((conn) => conn.state === "waiting" && conn.reportingHosts === 0);
+      text = `Waiting for the first command: ${noHosts ? "no host is reporting yet" : "nothing has run yet"}.`;
+    }
   }
   empty.textContent = text;
   empty.dataset.state = state;
@@ -167,7 +183,8 @@ function renderStates() {
       const state = document.createElement("span");
       state.className = "stream-state";
       let text = STATES[conn.state];
-      if (conn.state === "live" && conn.reportingHosts !== undefined) text += `, ${conn.reportingHosts} hosts`;
+      const hosts = conn.reportingHosts;
+      if (conn.state === "live" && hosts !== undefined) text += `, ${hosts} host${hosts === 1 ? "" : "s"}`;
       state.textContent = text;
       const remove = document.createElement("button");
       remove.type = "button";
@@ -222,9 +239,15 @@ function bindControls(suggestions) {
   $("#add-stream").addEventListener("submit", (event) => {
     event.preventDefault();
     const input = $("#stream-url");
-    if (input.value.trim()) addStream(input.value.trim());
+    const url = input.value.trim();
+    if (url && !addStream(url)) {
+      input.setCustomValidity("Not a URL");
+      input.reportValidity();
+      return;
+    }
     input.value = "";
   });
+  $("#stream-url").addEventListener("input", (event) => event.target.setCustomValidity(""));
   const filter = $("#filter");
   filter.value = page.filter;
   filter.addEventListener("input", () => {
@@ -257,6 +280,8 @@ async function start() {
 // for tests and the curious: the page's live state
 window.quillsDashboard = {
   page,
+  render,
+  StreamConnection,
   order: () => [...document.querySelectorAll("#commands .tile:not([hidden])")].map((el) => el.dataset.name),
 };
 

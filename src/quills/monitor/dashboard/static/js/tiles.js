@@ -60,13 +60,13 @@ function header(view, streamLabel) {
   const head = el("header", "tile-head");
   head.append(el("h3", "name", view.name));
   if (view.group !== undefined && view.group !== view.name) head.append(el("span", "group", view.group));
-  if (streamLabel) head.append(el("span", "stream-label", streamLabel));
+  head.append(streamLabel);
   return head;
 }
 
 /** A tile's state: its element and the numbers it last showed. */
 export class Tile {
-  constructor(kind, key, view, streamLabel) {
+  constructor(kind, key, view) {
     this.kind = kind;
     this.key = key;
     this.view = view;
@@ -76,7 +76,8 @@ export class Tile {
     this.el.dataset.key = key;
     this.el.dataset.name = view.name;
     this.chart = chart();
-    this.el.append(header(view, streamLabel), this.chart.root);
+    this.streamLabel = el("span", "stream-label");
+    this.el.append(header(view, this.streamLabel), this.chart.root);
     this.refs = kind === "command" ? this.buildCommand() : this.buildPool();
   }
 
@@ -137,6 +138,12 @@ export class Tile {
     if (!last || now - last.t >= SAMPLE_EVERY_MS) this.samples.push({ t: now, rate: view.rate });
     else last.rate = view.rate;
     while (this.samples.length && now - this.samples[0].t > HISTORY_MS) this.samples.shift();
+  }
+
+  /** Name the tile's stream (shown only while the page watches several). */
+  setStreamLabel(label) {
+    if (this.streamLabel.textContent !== label) this.streamLabel.textContent = label;
+    this.streamLabel.hidden = !label;
   }
 
   render(now = Date.now()) {

@@ -1,0 +1,348 @@
+# ruff: noqa: E501 - the report is built from long Markdown f-strings
+"""``make bench-pipeline``: the ingest service against a plain FastAPI + pydantic peer, and the whole
+pipeline end to end under ``quills up``. Writes the ``## Pipeline`` section of docs/benchmarks.md.
+
+Ingest: each server runs alone against the same embedded NATS server and receives the same pre-built
+realistic requests from a raw keep-alive HTTP client (bench/pipeline/rawclient.py) for a fixed time:
+single-event requests per second and events per second in batches. End to end: ``quills up`` (broker,
+ingest, reports, monitor), the same client sending batches as fast as they are accepted, the reports lag
+(``now - data_complete_until``) sampled every second, and every process's RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).parent))
+from rawclient import build_request, hammer
+
+from quills.attribution.apps import bootstrap
+from quills.attribution.db import Database
+from quills.attribution.loadgen import percentile
+from quills.attribution.traffic import DemoApp, TrafficModel, demo_apps
+from quills.streams import EmbeddedNats, connect
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 60) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"port {port}")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def rss_all(pids: dict[str, int]) -> dict[str, float]:
+    return {n: rss_mib(p) for n, p in pids.items() if os.path.exists(f"/proc/{p}")}
+
+
+def requests_for(apps: list[DemoApp], keys: dict[str, str], port: int, batch: int, n: int) -> list[bytes]:
+    model = TrafficModel(apps, random.Random(5))
+    now = int(time.time() * 1000)
+    out = []
+    for _ in range(n):
+        app = model.app()
+        headers = {"Authorization": f"Bearer {keys[app.app_id]}", "Content-Type": "application/json"}
+        if batch == 1:
+            out.append(
+                build_request(
+                    "127.0.0.1", port, "/v1/events", msgspec.json.encode(model.event(app, now)), headers
+                )
+            )
+        else:
+            body = msgspec.json.encode([model.event(app, now) for _ in range(batch)])
+            out.append(build_request("127.0.0.1", port, "/v1/events/batch", body, headers))
+    return out
+
+
+def measure(pid: int, port: int, reqs: list[bytes], seconds: float, connections: int) -> dict[str, Any]:
+    uvloop.run(hammer("127.0.0.1", port, reqs[:50], duration=1.5, connections=connections))  # warm up
+    cpu0 = cpu_seconds(pid)
+    result = uvloop.run(hammer("127.0.0.1", port, reqs, duration=seconds, connections=connections, sample=5))
+    cpu = cpu_seconds(pid) - cpu0
+    ok = result.by_status.get(202, 0)
+    return {
+        "requests_per_s": ok / result.elapsed,
+        "server_cpu": cpu / result.elapsed,  # cores the server process used
+        "requests_per_cpu_s": ok / cpu if cpu > 0 else 0.0,
+        "p50_ms": percentile(result.latencies_ms, 50),
+        "p99_ms": percentile(result.latencies_ms, 99),
+        "statuses": {str(k): v for k, v in result.by_status.items()},
+    }
+
+
+def bench_ingest(args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="quills-bench-pipeline-"))
+    nats = EmbeddedNats(tmp / "nats", port=free_port())
+    nats.start()
+    try:
+        db = tmp / "quills.db"
+        apps = demo_apps(100)
+        creds, _ = bootstrap(Database(str(db)), tmp, [(a.app_id, a.platform) for a in apps])
+        keys = {a: v["key"] for a, v in creds["apps"].items()}
+
+        async def topics() -> None:
+            async with await connect(nats.url) as backbone:
+                for t in ("installs.v1", "inapps.v1", "sessions.v1"):
+                    await backbone.ensure_topic(t)
+
+        uvloop.run(topics())
+        results: dict[str, Any] = {}
+        servers = {
+            "quills": [
+                sys.executable,
+                "-m",
+                "quills.attribution.ingest",
+                "--broker",
+                nats.url,
+                "--db",
+                str(db),
+            ],
+            "fastapi": [
+                args.peer_python,
+                str(Path(__file__).with_name("fastapi_peer.py")),
+                "--nats",
+                nats.url,
+                "--db",
+                str(db),
+            ],
+        }
+        for name, argv in servers.items():
+            port = free_port()
+            proc = subprocess.Popen(
+                [*argv, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            try:
+                wait_port(port)
+                single = requests_for(apps, keys, port, 1, 2000)
+                batch = requests_for(apps, keys, port, args.batch, 100)
+                one = measure(proc.pid, port, single, args.seconds, args.connections)
+                many = measure(proc.pid, port, batch, args.seconds, args.batch_connections)
+                many["events_per_s"] = many["requests_per_s"] * args.batch
+                many["events_per_cpu_s"] = many["requests_per_cpu_s"] * args.batch
+                results[name] = {"single": one, "batch": many}
+                print(name, json.dumps(results[name]), flush=True)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+        return results
+    finally:
+        nats.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bench_e2e(args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="quills-bench-e2e-"))
+    ports = {k: free_port() for k in ("ingest", "api", "monitor", "broker")}
+    argv = [str(Path(sys.executable).parent / "quills"), "up", "--data-dir", str(tmp / "data")]
+    for k, v in ports.items():
+        argv += [f"--{k}-port", str(v)]
+    up = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for k in ("broker", "ingest", "api"):
+            wait_port(ports[k])
+        creds = json.loads((tmp / "data" / "credentials.json").read_text())
+        apps = [DemoApp(a, v["platform"]) for a, v in creds["apps"].items()]
+        keys = {a: v["key"] for a, v in creds["apps"].items()}
+        reqs = requests_for(apps, keys, ports["ingest"], args.e2e_batch, 400)
+        pids = {p.stem: int(p.read_text()) for p in (tmp / "data" / "run").glob("*.pid")}
+        samples: list[dict[str, Any]] = []
+
+        async def sample(stop: asyncio.Event) -> None:
+            async with httpx.AsyncClient(timeout=5) as client:
+                while not stop.is_set():
+                    row: dict[str, Any] = {"t": time.monotonic()}
+                    try:
+                        health = (await client.get(f"http://127.0.0.1:{ports['api']}/healthz")).json()
+                        row["lag"] = health["lag_seconds"]
+                        row["consumed"] = sum(c["messages"] for c in health["consumers"])
+                    except (httpx.HTTPError, ValueError, KeyError):
+                        row["lag"] = None
+                    row["rss"] = rss_all(pids)
+                    samples.append(row)
+                    try:
+                        await asyncio.wait_for(stop.wait(), 1.0)
+                    except TimeoutError:
+                        pass
+
+        async def run() -> Any:
+            stop = asyncio.Event()
+            sampler = asyncio.ensure_future(sample(stop))
+            result = await hammer(
+                "127.0.0.1",
+                ports["ingest"],
+                reqs,
+                duration=args.e2e_seconds,
+                connections=args.e2e_connections,
+            )
+            stop.set()
+            await sampler
+            return result
+
+        result = uvloop.run(run())
+        accepted = result.by_status.get(202, 0) * args.e2e_batch
+        warm = [s for s in samples if s["t"] - samples[0]["t"] >= min(30.0, args.e2e_seconds * 0.2)]
+        lags = [s["lag"] for s in warm if s.get("lag") is not None]
+        rss_growth = {}
+        for name in pids:
+            series = [s["rss"][name] for s in warm if name in s["rss"]]
+            if len(series) >= 2:
+                rss_growth[name] = {"first_mib": round(series[0], 1), "last_mib": round(series[-1], 1),
+                                    "max_mib": round(max(series), 1),
+                                    "growth_pct": round((series[-1] / series[0] - 1) * 100, 1)}  # fmt: skip
+        consumed = [s["consumed"] for s in warm if "consumed" in s]
+        span = warm[-1]["t"] - warm[0]["t"] if len(warm) > 1 else 1.0
+        return {
+            "seconds": result.elapsed,
+            "accepted_events_per_s": accepted / result.elapsed,
+            "consumed_events_per_s": (consumed[-1] - consumed[0]) / span if len(consumed) > 1 else 0.0,
+            "statuses": {str(k): v for k, v in result.by_status.items()},
+            "lag_p50_s": percentile(lags, 50),
+            "lag_p99_s": percentile(lags, 99),
+            "lag_max_s": max(lags) if lags else None,
+            "rss": rss_growth,
+        }
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(60)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def section(ingest: dict[str, Any] | None, e2e: dict[str, Any] | None, args: argparse.Namespace) -> str:
+    load = os.getloadavg()
+    lines = [
+        "## Pipeline",
+        "",
+        f"`make bench-pipeline` (`bench/pipeline/run.py {' '.join(sys.argv[1:])}`), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, "
+        f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (other work shared the machine).",
+        "",
+    ]
+    if ingest:
+        q, f = ingest["quills"], ingest["fastapi"]
+        lines += [
+            f"### Ingest, one process each, same broker, same requests ({args.seconds:.0f} s per case)",
+            "",
+            "| case | quills (Starlette/uvicorn + msgspec, micro-batched publish) | FastAPI + pydantic (publish per event) | ratio |",
+            "|---|---|---|---|",
+            f"| single-event requests/s ({args.connections} connections) | {q['single']['requests_per_s']:,.0f} "
+            f"(server {q['single']['server_cpu']:.2f} cores, p50 {q['single']['p50_ms']:.1f} ms, p99 {q['single']['p99_ms']:.1f} ms) | "
+            f"{f['single']['requests_per_s']:,.0f} (server {f['single']['server_cpu']:.2f} cores, p50 {f['single']['p50_ms']:.1f} ms, "
+            f"p99 {f['single']['p99_ms']:.1f} ms) | {q['single']['requests_per_s'] / max(f['single']['requests_per_s'], 1e-9):.1f}x |",
+            f"| single-event requests per server CPU-second | {q['single']['requests_per_cpu_s']:,.0f} | {f['single']['requests_per_cpu_s']:,.0f} | "
+            f"{q['single']['requests_per_cpu_s'] / max(f['single']['requests_per_cpu_s'], 1e-9):.1f}x |",
+            f"| batch events/s ({args.batch} per request, {args.batch_connections} connections) | {q['batch']['events_per_s']:,.0f} "
+            f"(server {q['batch']['server_cpu']:.2f} cores, p99 {q['batch']['p99_ms']:.0f} ms) | {f['batch']['events_per_s']:,.0f} "
+            f"(server {f['batch']['server_cpu']:.2f} cores, p99 {f['batch']['p99_ms']:.0f} ms) | "
+            f"{q['batch']['events_per_s'] / max(f['batch']['events_per_s'], 1e-9):.1f}x |",
+            f"| batch events per server CPU-second | {q['batch']['events_per_cpu_s']:,.0f} | {f['batch']['events_per_cpu_s']:,.0f} | "
+            f"{q['batch']['events_per_cpu_s'] / max(f['batch']['events_per_cpu_s'], 1e-9):.1f}x |",
+            "",
+            "Per CPU-second: what one process would do with a core to itself (the server's own CPU time, from",
+            "/proc, divided into the requests it answered); the rows above are wall-clock rates on the shared machine.",
+            "",
+            "Targets: >= 3x the peer, >= 10k single-event requests/s and >= 150k batch events/s per process.",
+            "",
+        ]
+    if e2e:
+        rss = ", ".join(
+            f"{n} {v['first_mib']}->{v['last_mib']} MiB ({v['growth_pct']:+.1f} %)"
+            for n, v in sorted(e2e["rss"].items())
+        )
+        lines += [
+            f"### End to end under `quills up` ({e2e['seconds']:.0f} s, batches of {args.e2e_batch}, {args.e2e_connections} connections)",
+            "",
+            f"- accepted by ingest: {e2e['accepted_events_per_s']:,.0f} events/s; folded by reports: {e2e['consumed_events_per_s']:,.0f} events/s",
+            f"- reports lag (now - data_complete_until, sampled every second after warm-up): p50 {e2e['lag_p50_s']:.2f} s, p99 {e2e['lag_p99_s']:.2f} s, max {e2e['lag_max_s']}",
+            f"- RSS after warm-up, first -> last: {rss}",
+            f"- statuses: {e2e['statuses']}",
+            "",
+            "Targets: >= 50k events/s sustained for 5 minutes, lag p99 < 2 s, every RSS flat within 10 %.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def write_section(path: Path, text: str) -> None:
+    doc = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = doc.find("## Pipeline")
+    if start >= 0:
+        end = doc.find("\n## ", start + 5)
+        doc = doc[:start] + text.rstrip() + "\n" + (doc[end:] if end >= 0 else "")
+    else:
+        doc = doc.rstrip() + "\n\n" + text.rstrip() + "\n"
+    path.write_text(doc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--peer-python", default=str(ROOT / "bench/.venvs/fastapi/bin/python"))
+    parser.add_argument("--seconds", type=float, default=10.0, help="per ingest case")
+    parser.add_argument("--connections", type=int, default=256, help="single-event case")
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batch-connections", type=int, default=16)
+    parser.add_argument("--e2e-seconds", type=float, default=300.0)
+    parser.add_argument("--e2e-batch", type=int, default=200)
+    parser.add_argument("--e2e-connections", type=int, default=32)
+    parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--write", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    ingest = None if args.skip_ingest else bench_ingest(args)
+    e2e = None if args.skip_e2e else bench_e2e(args)
+    if e2e:
+        print("e2e", json.dumps(e2e), flush=True)
+    text = section(ingest, e2e, args)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps({"ingest": ingest, "e2e": e2e}, indent=1))
+    if args.write:
+        write_section(args.write, text)
+
+
+if __name__ == "__main__":
+    main()

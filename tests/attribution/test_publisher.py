@@ -1,0 +1,92 @@
+"""The ingest publisher: requests share broker round trips, each succeeds only when its events were
+acknowledged, and a hung or failing broker gives fast 503s (timeout, then an open circuit)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+import quills
+from quills.attribution.ingest.sinks import Publisher, Unavailable
+from quills.errors import PublishError
+
+
+class FakeBroker:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.stored: list[bytes] = []
+        self.fail = False
+        self.hang = False
+
+    async def publish_raw(
+        self, name: str, values: Sequence[bytes], keys: Sequence[bytes | None] | None = None
+    ) -> int:
+        self.calls.append((name, len(values)))
+        if self.hang:
+            await asyncio.sleep(3600)
+        await asyncio.sleep(0.01)
+        if self.fail:
+            raise PublishError("no ack")
+        assert keys is not None and len(keys) == len(values)
+        self.stored.extend(values)
+        return len(values)
+
+
+def test_concurrent_requests_share_flushes_and_return_after_the_ack() -> None:
+    asyncio.run(_test_concurrent_requests_share_flushes_and_return_after_the_ack())
+
+
+async def _test_concurrent_requests_share_flushes_and_return_after_the_ack() -> None:
+    broker = FakeBroker()
+    publisher = Publisher(broker.publish_raw, registry=quills.Registry(), max_in_flight=1)
+    publisher.start()
+    await asyncio.gather(
+        *(publisher.publish({"sessions.v1": [b"s%d" % i], "installs.v1": [b"i"]}, b"app") for i in range(50))
+    )
+    assert len(broker.stored) == 100 and publisher.published == 100
+    assert len(broker.calls) < 20  # fifty requests, far fewer broker round trips
+    await publisher.close()
+
+
+def test_a_failed_publish_fails_only_the_requests_of_that_topic() -> None:
+    asyncio.run(_test_a_failed_publish_fails_only_the_requests_of_that_topic())
+
+
+async def _test_a_failed_publish_fails_only_the_requests_of_that_topic() -> None:
+    broker = FakeBroker()
+    publisher = Publisher(broker.publish_raw, registry=quills.Registry())
+    publisher.start()
+    broker.fail = True
+    with pytest.raises(Unavailable) as info:
+        await publisher.publish({"sessions.v1": [b"x"]}, b"app")
+    assert info.value.retry_after >= 1
+    await publisher.close()
+
+
+def test_a_hung_broker_times_out_then_the_circuit_opens_and_rejects_at_once() -> None:
+    asyncio.run(_test_a_hung_broker_times_out_then_the_circuit_opens_and_rejects_at_once())
+
+
+async def _test_a_hung_broker_times_out_then_the_circuit_opens_and_rejects_at_once() -> None:
+    broker = FakeBroker()
+    broker.hang = True
+    publisher = Publisher(broker.publish_raw, registry=quills.Registry(), timeout=0.05)
+    publisher.start()
+    reasons = []
+    for _ in range(40):  # the breaker looks at health every 0.5 s
+        with pytest.raises(Unavailable) as failed:
+            await publisher.publish({"sessions.v1": [b"x"]}, b"app")
+        reasons.append(str(failed.value))
+        if "circuit open" in reasons[-1]:
+            break
+    assert "did not acknowledge in time" in reasons[0] and "circuit open" in reasons[-1]
+    calls = len(broker.calls)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(Unavailable, match="circuit open") as info:
+        await publisher.publish({"sessions.v1": [b"x"]}, b"app")
+    assert loop.time() - started < 0.04 and len(broker.calls) == calls  # short-circuited
+    assert 1 <= info.value.retry_after <= 2
+    await publisher.close()

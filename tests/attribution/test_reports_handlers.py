@@ -1,0 +1,144 @@
+"""Reports decisions without I/O: folding batches, reading queries, and data_complete_until."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Mapping
+
+import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
+
+from quills.attribution.events import EventView
+from quills.attribution.reports.freshness import Bounds, Completeness, covered_upto
+from quills.attribution.reports.handlers import device_hash, fold, parse_query, row_id
+from quills.attribution.reports.messages import ReportQuery
+from quills.streams import Batch
+
+HOUR = 3_600_000
+T0 = 1_763_769_600_000  # 2025-11-22T00:00Z
+
+
+def view(**fields: object) -> EventView:
+    base: dict[str, object] = {
+        "event_type": "session",
+        "app_id": "a",
+        "platform": "ios",
+        "event_time": T0,
+        "device_id": "d1",
+        "media_source": "organic",
+    }
+    base.update(fields)
+    return msgspec.convert(base, EventView)
+
+
+def test_fold_sums_per_row_keeps_distinct_devices_and_puts_late_events_in_their_hour() -> None:
+    batch = Batch(
+        "x",
+        [
+            view(),
+            view(device_id="d2"),
+            view(device_id="d1"),
+            view(event_time=T0 - 30 * HOUR),  # late: its own hour
+            view(event_type="in_app", event_name="AF_Purchase", event_revenue_usd=2.99),
+            view(event_type="in_app", event_name="af_purchase", event_revenue_usd=-0.99),
+        ],
+    )
+    result = fold(batch)
+    rows = {key: (events, micros) for key, events, micros in result.rows.values()}
+    assert rows[("a", T0 // HOUR, "ios", "organic", "", "ZZ", "session", "")] == (3, 0)
+    assert rows[("a", T0 // HOUR - 30, "ios", "organic", "", "ZZ", "session", "")] == (1, 0)
+    assert rows[("a", T0 // HOUR, "ios", "organic", "", "ZZ", "in_app", "af_purchase")] == (2, 2_000_000)
+    now_session = row_id(("a", T0 // HOUR, "ios", "organic", "", "ZZ", "session", ""))
+    assert sorted(d for r, d in result.devices if r == now_session) == sorted(
+        [device_hash("d1"), device_hash("d2")]
+    )
+
+
+def test_row_ids_are_stable_and_fit_a_signed_bigint() -> None:
+    key = ("a", 1, "ios", "organic", "", "ZZ", "session", "")
+    assert row_id(key) == row_id(key) and 0 <= row_id(key) < 2**63
+    assert row_id(key) != row_id(("a", 2, "ios", "organic", "", "ZZ", "session", ""))
+
+
+TODAY = dt.date(2026, 11, 22)
+
+
+def test_a_valid_query() -> None:
+    query = parse_query(
+        {
+            "app_id": "a",
+            "from": "2026-11-01",
+            "to": "2026-11-22",
+            "group_by": "date,country",
+            "timezone": "+08:00",
+        },
+        today=TODAY,
+    )
+    assert query == ReportQuery(
+        app_id="a",
+        first_day=dt.date(2026, 11, 1),
+        last_day=TODAY,
+        group_by=("date", "country"),
+        offset_hours=8,
+        format="json",
+    )
+
+
+def test_every_bad_parameter_is_reported() -> None:
+    errors = parse_query(
+        {
+            "from": "2026-13-01",
+            "to": "yesterday",
+            "group_by": "date,nope,date",
+            "timezone": "+05:30",
+            "format": "xml",
+            "limit": "3",
+        },
+        today=TODAY,
+    )
+    assert isinstance(errors, list)
+    assert {p for p, _ in errors} == {"from", "to", "group_by", "timezone", "format", "limit"}
+    too_long = parse_query({"from": "2026-01-01", "to": "2026-03-01"}, today=TODAY)
+    assert too_long == [("to", "a report covers at most 31 days")]
+
+
+@given(st.lists(st.tuples(st.integers(1, 200), st.integers(0, 20)), max_size=20), st.integers(1, 50))
+def test_covered_upto_is_the_end_of_the_contiguous_prefix(spans: list[tuple[int, int]], first: int) -> None:
+    ranges = [(lo, lo + n) for lo, n in spans]
+    stored = msgspec.json.encode(ranges).decode()
+    seqs = {s for lo, hi in ranges for s in range(lo, hi + 1)}
+    expected = first - 1
+    while expected + 1 in seqs:
+        expected += 1
+    assert covered_upto(stored, first) == expected
+
+
+def test_data_complete_until_is_the_latest_probe_whose_sequences_are_all_stored() -> None:
+    clock = [1000]
+    last = {"S": 10}
+    stored: dict[str, str] = {}
+
+    async def bounds() -> Bounds:
+        return {"S": (1, last["S"])}
+
+    def positions() -> Mapping[str, str]:
+        return stored
+
+    completeness = Completeness(bounds, positions, now_ms=lambda: clock[0])
+
+    async def scenario() -> None:
+        await completeness.probe()  # t=1000: 10 in the stream, none stored
+        assert completeness.complete_until_ms is None
+        clock[0], last["S"] = 2000, 20
+        stored["S"] = "[[1,10]]"
+        await completeness.probe()  # t=2000: 20 in the stream, 1..10 stored -> complete until 1000
+        assert completeness.complete_until_ms == 1000
+        clock[0] = 3000
+        stored["S"] = "[[1,20]]"
+        await completeness.probe()
+        assert completeness.complete_until_ms == 3000
+        assert completeness.lag_seconds() == 0.0
+
+    asyncio.run(scenario())
