@@ -216,6 +216,37 @@ def bench_delivery(n: int, tmp: Path) -> dict[str, float]:
     }
 
 
+def bench_ceiling(n: int, tmp: Path) -> float:
+    """Requests/s of a bare aiohttp client (100 at once) against the same receiver: what this machine
+    allows for loopback HTTP at all, without rules, database or commands."""
+    import aiohttp
+
+    port = free_port()
+    receiver = subprocess.Popen(
+        [sys.executable, str(RECEIVER), "--port", str(port), "--log", str(tmp / "ceiling.jsonl")],
+        stdout=subprocess.PIPE,
+    )
+    assert receiver.stdout is not None
+    receiver.stdout.readline()  # "ready"
+
+    async def run() -> float:
+        limit = asyncio.Semaphore(100)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000)) as session:
+
+            async def one(i: int) -> None:
+                async with limit, session.get(f"http://127.0.0.1:{port}/pb?id={i}") as response:
+                    await response.read()
+
+            started = time.perf_counter()
+            await asyncio.gather(*(one(i) for i in range(n)))
+            return n / (time.perf_counter() - started)
+
+    try:
+        return asyncio.run(run())
+    finally:
+        receiver.kill()
+
+
 def _cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -224,7 +255,7 @@ def _cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
-def section(ev: dict[str, float], dl: dict[str, float], load: tuple[float, float]) -> str:
+def section(ev: dict[str, float], dl: dict[str, float], ceiling: float, load: tuple[float, float]) -> str:
     ev_ok = "meets" if ev["cpu_rate"] >= 200_000 else "misses"
     dl_ok = "meets" if dl["rate"] >= 5_000 else "misses"
     eval_row = (
@@ -238,6 +269,10 @@ def section(ev: dict[str, float], dl: dict[str, float], load: tuple[float, float
         f"in {dl['seconds']:.1f} s, all {dl['total']:,.0f} in {dl['all_seconds']:.1f} s; "
         f"service CPU {dl['cpu']:.1f} s) | 5k/s: {dl_ok} |"
     )
+    ceiling_row = (
+        "| for scale: a bare aiohttp client, 100 requests at once, to the same receiver (no rules, "
+        f"database or commands) | {ceiling:,.0f} requests/s | |"
+    )
     return f"""## Postbacks
 
 Command: `make bench-postbacks` (`python bench/postbacks.py --write docs/benchmarks.md`). Machine: 2 shared
@@ -248,14 +283,17 @@ engineers' tests were running; numbers are from one run).
 |---|---|---|
 {eval_row}
 {delivery_row}
+{ceiling_row}
 
-Evaluation looks up only the event's app (one map lookup), then checks its five rules; every match is
-rendered (each value percent-encoded) and gets its BLAKE2b idempotency key, so the rate depends on how
-many events match (here {ev["matches"] / ev["events"]:.2f} deliveries per event).
+Evaluation looks up only the rules of the event's app and type (one map lookup), then checks them;
+every match is rendered (each value percent-encoded) and gets its BLAKE2b idempotency key, so the rate
+depends on how many events match (here {ev["matches"] / ev["events"]:.2f} deliveries per event).
 Delivery: events published first, then the service started; the rate is the healthy partner's
-`sent` rows per second from the first to the last. Each delivery is one HTTP request (httpx, pooled
-keep-alive connections) plus its share of the batched transactions: insert with the consumer positions,
-lease, attempt log and status update.
+`sent` rows per second from the first until 95 % are sent. Each delivery is one HTTP request (aiohttp,
+pooled keep-alive connections) plus its share of the batched transactions: insert with the consumer
+positions, lease, attempt log and status update. The 5k/s target is missed: on this shared 2-core machine
+even a bare client reaches only the ceiling in the last row (the receiver and the client share the two
+cores with the broker and other engineers' tests); the service gets about two thirds of it.
 """
 
 
@@ -284,9 +322,11 @@ def main() -> None:
     print(f"evaluation: {ev['cpu_rate']:,.0f} events/CPU-s, {ev['rate']:,.0f}/s wall", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         dl = bench_delivery(args.deliveries, Path(tmp))
+        ceiling = bench_ceiling(args.deliveries, Path(tmp))
+    print(f"bare client ceiling: {ceiling:,.0f}/s", flush=True)
     rate, peak, n, secs = dl["rate"], dl["peak"], dl["deliveries"], dl["seconds"]
     print(f"delivery: {rate:,.0f}/s (peak {peak:,.0f}/s), {n:,.0f} in {secs:.1f} s", flush=True)
-    text = section(ev, dl, (load_before, os.getloadavg()[0]))
+    text = section(ev, dl, ceiling, (load_before, os.getloadavg()[0]))
     if args.write:
         write_section(args.write, text)
     else:

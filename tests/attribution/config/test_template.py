@@ -42,3 +42,12 @@ def test_credentials_in_url_are_refused() -> None:
 def test_unbalanced_brace_is_refused() -> None:
     errors = parse("https://a.example/p?x={click_id", url=True)
     assert isinstance(errors, list)
+
+
+def test_session_rules_are_refused_since_sessions_are_not_read() -> None:
+    from quills.attribution.config import PostbackRule, validate_rule
+
+    rule = PostbackRule(
+        rule_id="r", app_id="a", partner_id="p", event_types=("session",), url_template="https://a.example/p"
+    )
+    assert any("session" in e for e in validate_rule(rule))

@@ -5,7 +5,7 @@ is appended to FILE as one JSON line (method, path with query, Host header, body
 so a test reads exactly what arrived. ``POST /_mode/<mode>`` switches the behaviour at runtime:
 ``ok`` 200, ``fail`` 503, ``429`` 429 with ``Retry-After: 1``, ``hang`` never answers, ``close`` drops the
 connection without answering, ``slow`` answers 200 after 50 ms, ``redirect`` answers 302 to
-``/redirected`` on the same server. ``/_mode`` requests are not logged.
+``/redirected`` on the same server, ``404`` answers 404. ``/_mode`` requests are not logged.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 import sys
 from typing import IO
 
-MODES = ("ok", "fail", "hang", "close", "slow", "429", "redirect")
+MODES = ("ok", "fail", "hang", "close", "slow", "429", "redirect", "404")
 
 
 class Receiver:
@@ -61,6 +61,8 @@ class Receiver:
                     await asyncio.sleep(0.05)
                 if mode == "fail":
                     writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+                elif mode == "404":
+                    writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
                 elif mode == "redirect":
                     writer.write(b"HTTP/1.1 302 Found\r\nLocation: /redirected\r\nContent-Length: 0\r\n\r\n")
                 elif mode == "429":

@@ -66,6 +66,11 @@ def validate_rule(rule: PostbackRule) -> list[str]:
         errors.append("event_names: '*' means every name; list names or '*' alone")
     if not rule.event_types:
         errors.append("event_types: at least one event type")
+    if "session" in rule.event_types:
+        # the Postbacks service reads installs.v1 and inapps.v1 only: sessions are 70 % of all events
+        errors.append(
+            "event_types: session postbacks are not supported (the service does not read sessions.v1)"
+        )
     return errors
 
 

@@ -87,6 +87,9 @@ class Sender:
         self._wake = asyncio.Event()
         self._stop = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._flushing: asyncio.Future[None] | None = None
+        # a second connection, so recording attempts never waits for a pick to finish (and vice versa)
+        self.recorder = DeliveryStore(store.db)
 
     def command(self, partner: Partner) -> Any:
         """The partner's command (built on first use; rebuilt options follow partner changes)."""
@@ -130,7 +133,9 @@ class Sender:
         try:
             while not self._stop:
                 picked = await self._pick()
-                await self._flush()
+                # recording runs beside the next pick (its own connection), one flush at a time
+                if self._results and (self._flushing is None or self._flushing.done()):
+                    self._flushing = asyncio.ensure_future(self._flush())
                 if not picked:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.tick)
@@ -138,6 +143,8 @@ class Sender:
         finally:
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=5)
+            if self._flushing is not None:
+                await self._flushing
             await self._flush()
 
     async def _pick(self) -> int:
@@ -167,7 +174,7 @@ class Sender:
             return
         results, self._results = self._results, []
         try:
-            await asyncio.to_thread(self.store.record, results, int(time.time() * 1000))
+            await asyncio.to_thread(self.recorder.record, results, int(time.time() * 1000))
         except Exception as exc:  # the leases run out and the deliveries come due again: nothing lost
             log.warning("recording %d attempts failed: %r", len(results), exc)
 
