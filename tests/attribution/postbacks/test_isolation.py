@@ -56,11 +56,18 @@ def test_a_hung_partner_does_not_slow_the_others(tmp_path: Path, nats_url: str, 
             )
             return p99(db, others, since)
 
-        baseline, count = run_phase(400)
-        assert count >= 800
-        receivers["h"].set_mode("hang")
-        hung, count = run_phase(400)
-        assert count >= 800
+        # two rounds of (baseline, hung); the best p99 of each condition, so that a burst of load from
+        # other processes on this shared machine does not decide the comparison
+        baselines, hungs = [], []
+        for round_ in range(2):
+            if round_:
+                receivers["h"].set_mode("slow")
+                time.sleep(3)  # its hung requests time out and its circuit closes again
+            baselines.append(run_phase(400))
+            receivers["h"].set_mode("hang")
+            hungs.append(run_phase(400))
+        assert all(count >= 800 for _, count in baselines + hungs)
+        baseline, hung = min(p for p, _ in baselines), min(p for p, _ in hungs)
         print(f"others' p99: baseline {baseline:.1f} ms, one partner hung {hung:.1f} ms")
         assert hung <= 1.2 * baseline, f"p99 {hung:.1f} ms with a hung partner vs {baseline:.1f} ms baseline"
         health = service.health()
