@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -202,10 +203,10 @@ def rss_mb(pid: int) -> float:
 def rss_growth_scenario(url: str, topic: str, n: int, tmp: Path) -> dict[str, float]:
     """One counting worker reads ``n`` events into SQLite while its RSS is sampled every 0.5 s.
 
-    The client's prefetch buffer fills and drains as it works (tens of MB on Kafka), so single samples
-    swing; a leak shows as a trend. Returns the peak RSS of the first quarter of the run (after a warm-up
-    of min(n/10, 1M) events), the peak of the last quarter, their difference (``growth``), the overall
-    min/max and the rate.
+    The client's prefetch buffer fills and drains as it works (~100 MB swings on Kafka), so single
+    samples, and even quarter peaks, swing; a leak shows as a trend. ``growth`` is the median RSS of the
+    last quarter of the run minus that of the first quarter (after a warm-up of min(n/10, 1M) events);
+    ``peak_growth`` the same for the peaks; ``band`` the overall max minus min.
     """
     sink = str(tmp / "rss.db")
     log = tmp / "rss.log"
@@ -230,9 +231,11 @@ def rss_growth_scenario(url: str, topic: str, n: int, tmp: Path) -> dict[str, fl
         late = [r for d, r in samples if d >= first + span * 3 / 4]
         assert early and late, f"too few samples: {samples}"
         return {
-            "early_peak": max(early),
-            "late_peak": max(late),
-            "growth": max(late) - max(early),
+            "early_median": statistics.median(early),
+            "late_median": statistics.median(late),
+            "growth": statistics.median(late) - statistics.median(early),
+            "peak_growth": max(late) - max(early),
+            "band": max(r for _, r in samples) - min(r for _, r in samples),
             "min": min(r for _, r in samples),
             "max": max(r for _, r in samples),
             "rate": rate,

@@ -178,6 +178,7 @@ def test_at_scale_consumer_rss_grows_less_than_50_mb_over_ten_million_events(
     rss = rss_growth_scenario(kafka_url, topic, n, tmp_path)
     print("kafka 10M:", {k: round(v, 1) for k, v in rss.items()})
     assert rss["growth"] < 50, f"RSS grew {rss['growth']:.1f} MB over {n:,} events: {rss}"
+    assert rss["band"] < 200, f"RSS is not bounded: {rss}"
 
 
 async def produce(url: str, topic: str, n: int) -> None:
