@@ -3,6 +3,7 @@ running loop, and a periodic reload of the key ring."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -15,10 +16,50 @@ import uvicorn
 from quills.attribution.apps import load_keyring
 from quills.attribution.db import Database
 from quills.attribution.keys import KeyRing
+from quills.errors import ConfigError
 
-__all__ = ("run_main", "uvicorn_server", "KeyRingHolder", "setup_logging")
+__all__ = ("run_main", "uvicorn_server", "KeyRingHolder", "setup_logging", "service_parser", "run_service")
 
 T = TypeVar("T")
+C = TypeVar("C")
+
+
+def service_parser(module: str, description: str | None, port_help: str) -> argparse.ArgumentParser:
+    """The flags every service takes; each overrides its ``QUILLS_*`` variable. Add the service's own."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    parser.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help=port_help)
+    parser.add_argument(
+        "--data-dir", default=None, help="data directory (default QUILLS_DATA_DIR or .quills)"
+    )
+    parser.add_argument("--db", dest="db_url", default=None, help="database (default QUILLS_DB)")
+    parser.add_argument(
+        "--broker", dest="broker_url", default=None, help="broker URL (default QUILLS_BROKER)"
+    )
+    return parser
+
+
+def run_service(
+    name: str,
+    args: argparse.Namespace,
+    config_from_env: Callable[..., C],
+    serve: Callable[[C], Coroutine[Any, Any, Any]],
+) -> int:
+    """Validate the configuration and run the service until it is stopped.
+
+    Returns the exit code: 0 after a clean stop (SIGTERM, Ctrl-C), 2 with a one-line message on stderr
+    when the configuration is invalid.
+    """
+    setup_logging(name)
+    try:
+        config = config_from_env(**vars(args))
+        run_main(lambda: serve(config))
+    except ConfigError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def run_main(main: Callable[[], Coroutine[Any, Any, T]]) -> T:

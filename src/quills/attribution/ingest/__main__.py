@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
 from quills.attribution.ingest.app import serve
 from quills.attribution.ingest.config import IngestConfig
-from quills.attribution.runtime import run_main, setup_logging
-from quills.errors import ConfigError
+from quills.attribution.runtime import run_service, service_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m quills.attribution.ingest", description=__doc__)
-    parser.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=None, help="port (default 8080)")
-    parser.add_argument(
-        "--data-dir", default=None, help="data directory (default QUILLS_DATA_DIR or .quills)"
-    )
-    parser.add_argument("--db", dest="db_url", default=None, help="database (default QUILLS_DB)")
-    parser.add_argument(
-        "--broker", dest="broker_url", default=None, help="broker URL (default QUILLS_BROKER)"
-    )
+    parser = service_parser("quills.attribution.ingest", __doc__, "port (default 8080)")
     parser.add_argument("--publish-timeout", type=float, default=None, help="seconds (default 3)")
     args = parser.parse_args(argv)
-    setup_logging("ingest")
-    try:
-        config = IngestConfig.from_env(**vars(args))
-        run_main(lambda: serve(config))
-    except ConfigError as exc:
-        print(f"ingest: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return run_service("ingest", args, IngestConfig.from_env, serve)
 
 
 if __name__ == "__main__":
