@@ -4,61 +4,21 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
-import uvicorn
+
+# shared with the monitor tests (pytest puts tests/ on the path, so both packages import by name)
+from monitor.helpers import UvicornThread as UvicornThread  # re-exported for the dashboard tests
+from monitor.helpers import free_port
 
 INSTANCE_APP = Path(__file__).with_name("instance_app.py")
 CHROMIUM = "/usr/bin/chromium"
 #: per-test timeout of the browser tests: the first one may have to apt-get install chromium
 BROWSER_TIMEOUT = 120 if os.path.exists(CHROMIUM) else 900
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class UvicornThread:
-    """A real uvicorn server on loopback, in a background thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="on",
-            timeout_graceful_shutdown=1,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> UvicornThread:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 class Process:
