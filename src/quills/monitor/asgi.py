@@ -19,6 +19,7 @@ from quills.monitor.stream import (
     stream_headers,
 )
 from quills.monitor.tick import TickSource
+from quills.resilience.decorator import resolve_registry
 from quills.resilience.registry import Registry
 
 __all__ = ("HystrixStreamApp", "hystrix_stream_app")
@@ -170,8 +171,4 @@ def hystrix_stream_app(
         histograms=histograms,
         prometheus=prometheus,
     )
-    if registry is None:
-        from quills.resilience.decorator import default_registry
-
-        registry = default_registry
-    return HystrixStreamApp(registry, options)
+    return HystrixStreamApp(resolve_registry(registry), options)

@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from quills.metrics import histogram
 from quills.metrics.events import EventType
+from quills.resilience.decorator import resolve_registry
 from quills.resilience.registry import Registry
 
 __all__ = ("QuillsCollector", "LATENCY_BUCKETS", "prometheus_registry", "prometheus_app", "prometheus_wsgi")
@@ -189,17 +190,9 @@ def prometheus_registry(registry: Registry) -> CollectorRegistry:
 
 def prometheus_app(registry: Registry | None = None) -> Callable[..., Any]:
     """An ASGI app answering Prometheus scrapes for ``registry`` (default ``quills.registry``)."""
-    return make_asgi_app(registry=prometheus_registry(_default(registry)))
+    return make_asgi_app(registry=prometheus_registry(resolve_registry(registry)))
 
 
 def prometheus_wsgi(registry: Registry | None = None) -> Callable[..., Any]:
     """A WSGI app answering Prometheus scrapes for ``registry`` (default ``quills.registry``)."""
-    return make_wsgi_app(registry=prometheus_registry(_default(registry)))
-
-
-def _default(registry: Registry | None) -> Registry:
-    if registry is not None:
-        return registry
-    from quills.resilience.decorator import default_registry
-
-    return default_registry
+    return make_wsgi_app(registry=prometheus_registry(resolve_registry(registry)))

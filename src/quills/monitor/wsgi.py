@@ -25,6 +25,7 @@ from quills.monitor.stream import (
     stream_headers,
 )
 from quills.monitor.tick import TickSource
+from quills.resilience.decorator import resolve_registry
 from quills.resilience.registry import Registry
 
 __all__ = ("HystrixStreamWsgi", "hystrix_stream_wsgi")
@@ -160,8 +161,4 @@ def hystrix_stream_wsgi(
         histograms=histograms,
         prometheus=prometheus,
     )
-    if registry is None:
-        from quills.resilience.decorator import default_registry
-
-        registry = default_registry
-    return HystrixStreamWsgi(registry, options)
+    return HystrixStreamWsgi(resolve_registry(registry), options)

@@ -14,13 +14,18 @@ from quills.resilience.options import BreakerOptions, CommandOptions, Isolation,
 from quills.resilience.registry import Registry
 from quills.resilience.sync_command import Command
 
-__all__ = ("command", "SyncCommandFunction", "AsyncCommandFunction", "default_registry")
+__all__ = ("command", "SyncCommandFunction", "AsyncCommandFunction", "default_registry", "resolve_registry")
 
 P = ParamSpec("P")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
 
 default_registry = Registry()
+
+
+def resolve_registry(registry: Registry | None) -> Registry:
+    """``registry``, or the process-wide ``quills.registry`` when it is None."""
+    return default_registry if registry is None else registry
 
 
 class SyncCommandFunction(Protocol[P, R_co]):
@@ -127,7 +132,7 @@ def command(
             percentile_window=percentile_window,
             percentile_buckets=percentile_buckets,
         )
-        built = (registry or default_registry).build(
+        built = resolve_registry(registry).build(
             fn, options, fallback=fallback, pool_options=pool_options, clock=clock
         )
         execute = built.execute
