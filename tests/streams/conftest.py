@@ -7,6 +7,7 @@ Nothing skips: a missing broker or database fails the test with the reason.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import statistics
@@ -21,7 +22,7 @@ import msgspec
 import psycopg
 import pytest
 
-from quills.streams import EmbeddedNats
+from quills.streams import Batch, ConsumerOptions, EmbeddedNats, Topic, connect
 
 PG_ADMIN_DSN = os.environ.get("QUILLS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -244,3 +245,19 @@ def rss_growth_scenario(url: str, topic: str, n: int, tmp: Path) -> dict[str, fl
         if worker.poll() is None:
             worker.kill()
             worker.wait(10)
+
+
+async def consume(url: str, topic: Topic[Install], n: int, options: ConsumerOptions) -> list[Install]:
+    """Consume ``topic`` with a fresh connection until ``n`` messages arrived (60 s at most)."""
+    backbone = await connect(url)
+    got: list[Install] = []
+
+    def handle(batch: Batch[Install]) -> None:
+        got.extend(batch.messages)
+        if len(got) >= n:
+            consumer.stop()
+
+    consumer = backbone.consumer(topic, handle, options)
+    await asyncio.wait_for(consumer.run(handle_signals=False), 60)
+    await backbone.close()
+    return got

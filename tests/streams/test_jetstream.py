@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Install, events, free_port, group_crash_scenario, rss_growth_scenario, unique
+from conftest import Install, consume, events, free_port, group_crash_scenario, rss_growth_scenario, unique
 
 from quills.errors import PublishError
 from quills.streams import (
@@ -23,21 +23,6 @@ from quills.streams import (
     connect,
     stream_name,
 )
-
-
-async def consume(url: str, topic: Topic[Install], n: int, options: ConsumerOptions) -> list[Install]:
-    backbone = await connect(url)
-    got: list[Install] = []
-
-    def handle(batch: Batch[Install]) -> None:
-        got.extend(batch.messages)
-        if len(got) >= n:
-            consumer.stop()
-
-    consumer = backbone.consumer(topic, handle, options)
-    await asyncio.wait_for(consumer.run(handle_signals=False), 60)
-    await backbone.close()
-    return got
 
 
 def test_published_messages_are_consumed_once_each_in_publish_order(nats_url: str) -> None:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Install, events, group_crash_scenario, rss_growth_scenario, unique
+from conftest import Install, consume, events, group_crash_scenario, rss_growth_scenario, unique
 
 from quills.errors import PublishError
 from quills.streams import (
@@ -21,21 +21,6 @@ from quills.streams import (
 )
 
 
-async def consume_ids(url: str, topic: Topic[Install], n: int, options: ConsumerOptions) -> list[Install]:
-    backbone = await connect(url)
-    got: list[Install] = []
-
-    def handle(batch: Batch[Install]) -> None:
-        got.extend(batch.messages)
-        if len(got) >= n:
-            consumer.stop()
-
-    consumer = backbone.consumer(topic, handle, options)
-    await asyncio.wait_for(consumer.run(handle_signals=False), 60)
-    await backbone.close()
-    return got
-
-
 def test_published_messages_are_consumed_once_each_in_per_key_order(kafka_url: str) -> None:
     async def scenario() -> list[Install]:
         backbone = await connect(kafka_url)
@@ -44,9 +29,7 @@ def test_published_messages_are_consumed_once_each_in_per_key_order(kafka_url: s
         await backbone.ensure_topic(topic.wire_name, partitions=4)
         assert await backbone.publish_many(topic, events(0, 20_000), key=lambda e: e.app_id) == 20_000
         await backbone.close()
-        return await consume_ids(
-            kafka_url, topic, 20_000, ConsumerOptions(group=unique("g"), session_timeout=2)
-        )
+        return await consume(kafka_url, topic, 20_000, ConsumerOptions(group=unique("g"), session_timeout=2))
 
     got = asyncio.run(scenario())
     assert sorted(e.id for e in got) == list(range(20_000))
@@ -64,7 +47,7 @@ def test_poison_messages_go_to_the_dlq_with_reason_and_the_rest_is_processed(kaf
         await backbone.publish_many(topic, events(0, 100))
         await backbone.publish_raw(topic.wire_name, [b"not json", b'{"id": "seven", "app_id": "a"}'])
         await backbone.publish_many(topic, events(100, 200))
-        got = await consume_ids(kafka_url, topic, 200, ConsumerOptions(group=unique("g"), session_timeout=2))
+        got = await consume(kafka_url, topic, 200, ConsumerOptions(group=unique("g"), session_timeout=2))
         dlq_topic = Topic(topic.dlq_name, DeadLetter)
         dead = await consume_ids_raw(backbone, dlq_topic, 2)
         await backbone.close()
@@ -107,13 +90,13 @@ def test_replay_from_an_offset_and_from_a_time(kafka_url: str) -> None:
         await asyncio.sleep(0.05)
         await backbone.publish_many(topic, events(50, 80))
         await backbone.close()
-        by_offset = await consume_ids(
+        by_offset = await consume(
             kafka_url,
             topic,
             40,
             ConsumerOptions(group=unique("g"), session_timeout=2, start=StartFrom.offset(40)),
         )
-        by_time = await consume_ids(
+        by_time = await consume(
             kafka_url,
             topic,
             30,
