@@ -22,6 +22,7 @@ from quills.attribution.ingest.config import IngestConfig
 from quills.attribution.ingest.http import IngestHttp
 from quills.attribution.ingest.openapi import openapi_document
 from quills.attribution.ingest.sinks import Publisher
+from quills.attribution.ingest.transport import OneWriteHttpToolsProtocol
 from quills.attribution.runtime import KeyRingHolder, uvicorn_server
 from quills.errors import ConfigError
 from quills.streams import Backbone, connect
@@ -125,6 +126,10 @@ async def serve(config: IngestConfig) -> None:
         publisher = Publisher(backbone.publish_raw, registry=registry, timeout=config.publish_timeout)
         publisher.start()
         server = uvicorn_server(build_app(config, keyring, publisher, registry), config.host, config.port)
+        # One socket write per response; and no proxy-header rewriting (ingest never reads the client
+        # address), which would cost every request a middleware call.
+        server.config.http = OneWriteHttpToolsProtocol
+        server.config.proxy_headers = False
         log.info(
             "serving http://%s:%d (broker %s, %d apps)",
             config.host,
