@@ -19,21 +19,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js.api import StorageType, StoreCompression, StreamConfig
 from nats.js.errors import NotFoundError
 
 from quills.errors import ConfigError, StreamError
-from quills.streams.backbone import Backbone, PositionLoader
+from quills.streams.backbone import Backbone, KeyFn, PositionLoader
 from quills.streams.jetstream_publish import BatchPublisher
 from quills.streams.jetstream_pull import DirectClient, NatsSource, open_client, reachable, stream_name
 from quills.streams.options import ConsumerOptions
 from quills.streams.topic import Topic
 
 __all__ = ("NatsBackbone", "stream_name")
+
+T = TypeVar("T", bound=msgspec.Struct)
 
 _MIN_SERVER = (2, 14)  # fast-ingest batch publishing
 
@@ -114,6 +117,13 @@ class NatsBackbone(Backbone):
             return 0
         await self.ensure_topic(name)
         return await self._publisher.publish(name, values)
+
+    async def publish_many(
+        self, topic: Topic[T], messages: Sequence[T], *, key: KeyFn | str | bytes | None = None
+    ) -> int:
+        # As Backbone.publish_many, without computing keys: NATS streams have no partitions to pick.
+        encode = topic.encode
+        return await self.publish_raw(topic.wire_name, [encode(m) for m in messages])
 
     async def open_source(
         self, topic: Topic[Any], options: ConsumerOptions, positions: PositionLoader | None
