@@ -212,14 +212,15 @@ def _frames(head: bytes, values: Sequence[bytes], start: int, stop: int, total: 
     """The PUB commands for messages ``start:stop`` of a batch of ``total``, as one buffer.
 
     Operations: 0 opens the batch, 1 adds, 2 adds the last message and commits (a batch of one is only
-    the commit). One %-format per message: ~0.2 us, where nats-py's ``publish()`` costs ~3 us.
+    the commit). Each command line is one %-format and the payload is copied once, by the join:
+    ~0.4 us a message whatever its size (formatting the payload into the line too costs ~2 us for a
+    670-byte one), where nats-py's ``publish()`` costs ~3 us.
     """
-    frames = [
-        b"%s%d.1.$FI %d\r\n%s\r\n" % (head, seq, len(value), value)
-        for seq, value in enumerate(values[start:stop], start + 1)
-    ]
+    parts: list[bytes] = []
+    for seq, value in enumerate(values[start:stop], start + 1):
+        parts += (b"%s%d.1.$FI %d\r\n" % (head, seq, len(value)), value, b"\r\n")
     if start == 0 and total > 1:
-        frames[0] = b"%s1.0.$FI %d\r\n%s\r\n" % (head, len(values[0]), values[0])
+        parts[0] = b"%s1.0.$FI %d\r\n" % (head, len(values[0]))
     if stop == total:
-        frames[-1] = b"%s%d.2.$FI %d\r\n%s\r\n" % (head, total, len(values[-1]), values[-1])
-    return b"".join(frames)
+        parts[-3] = b"%s%d.2.$FI %d\r\n" % (head, total, len(values[-1]))
+    return b"".join(parts)
