@@ -396,6 +396,9 @@ def write_section(path: Path, text: str) -> None:
     path.write_text(doc)
 
 
+_KEPT = "(Kept from an earlier run: this one skipped it.)"
+
+
 def _keep_unmeasured(old: str, new: str) -> str:
     """``new`` plus the ``###`` parts of ``old`` that this run skipped (``--skip-ingest``/``--skip-e2e``)."""
     kept = []
@@ -403,11 +406,9 @@ def _keep_unmeasured(old: str, new: str) -> str:
         if heading in new or heading not in old:
             continue
         at = old.index(heading)
-        stop = min(
-            [i for i in (old.find("\n### ", at + 4), old.find("\nWhere the time goes", at)) if i >= 0]
-            or [len(old)]
-        )
-        kept.append(f"{old[at:stop].strip()}\n\n(Kept from an earlier run: this one skipped it.)\n")
+        ends = [i for i in (old.find("\n### ", at + 4), old.find("\nWhere the time goes", at)) if i >= 0]
+        block = old[at : min(ends or [len(old)])].replace(_KEPT, "").strip()
+        kept.append(f"{block}\n\n{_KEPT}\n")
     if not kept:
         return new
     where = new.find("Where the time goes")
