@@ -13,6 +13,7 @@ import gc
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import repeat
 from typing import Any, cast
 
 from confluent_kafka import (
@@ -51,6 +52,7 @@ _PRODUCER_DEFAULTS: dict[str, Any] = {
     "queue.buffering.max.messages": 1_000_000,
     "queue.buffering.max.kbytes": 1_048_576,
     "partitioner": "murmur2_random",
+    "delivery.report.only.error": True,
 }
 
 
@@ -95,8 +97,14 @@ class KafkaBackbone(Backbone):
         self.url = f"kafka://{bootstrap}"
         self.bootstrap = bootstrap
         self._consumer_config = dict(consumer_config or {})
+        self._failed: list[str] = []
         self._producer = Producer(
-            {"bootstrap.servers": bootstrap, **_PRODUCER_DEFAULTS, **(producer_config or {})}
+            {
+                "bootstrap.servers": bootstrap,
+                **_PRODUCER_DEFAULTS,
+                "on_delivery": self._on_delivery,
+                **(producer_config or {}),
+            }
         )
         self._produce_lock = threading.Lock()
         self._admin: AdminClient | None = None
@@ -127,24 +135,26 @@ class KafkaBackbone(Backbone):
         return await asyncio.to_thread(self._produce_all, name, values, keys)
 
     def _produce_all(self, name: str, values: Sequence[bytes], keys: Sequence[bytes | None] | None) -> int:
-        failed: list[str] = []
-
-        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            if err is not None:
-                failed.append(str(err))
-
         producer = self._producer
         produce = producer.produce
-        # One publish at a time: flush() waits for every queued message, ours and any concurrent caller's.
+        # One publish at a time: flush() waits for every queued message, ours and any concurrent caller's,
+        # and the failures collected by _on_delivery are this call's.
         with self._produce_lock:
-            for i, value in enumerate(values):
-                key = keys[i] if keys is not None else None
-                while True:
-                    try:
-                        produce(name, value, key, on_delivery=on_delivery)
-                        break
-                    except BufferError:
+            failed: list[str] = []
+            self._failed = failed
+            pairs = zip(values, repeat(None)) if keys is None else zip(values, keys, strict=True)
+            for value, key in pairs:
+                try:
+                    produce(name, value, key)
+                except BufferError:
+                    # The local queue is full: serve delivery reports until there is room.
+                    while True:
                         producer.poll(0.05)
+                        try:
+                            produce(name, value, key)
+                            break
+                        except BufferError:
+                            continue
             remaining = producer.flush(60)
         if remaining or failed:
             raise PublishError(
@@ -152,6 +162,11 @@ class KafkaBackbone(Backbone):
                 + (f": {failed[0]}" if failed else " within 60 s")
             )
         return len(values)
+
+    def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+        # With delivery.report.only.error librdkafka reports failures only: no Python call per message.
+        if err is not None:
+            self._failed.append(str(err))
 
     async def open_source(
         self, topic: Topic[Any], options: ConsumerOptions, positions: PositionLoader | None
