@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from typing import Any
@@ -71,10 +72,21 @@ class _LagCollector:
         yield family
 
 
+def _tune_gc() -> None:
+    # Folding a batch makes three container objects per aggregate row (~0.65 rows per event), all freed
+    # after the commit. With CPython's default threshold (a young collection every 700 allocations) they
+    # get promoted and drag in full collections: ~1.5 us per event, as much as the fold itself. No
+    # cycles are made here, so collections can be rare; startup objects are frozen out of them.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 10, 10)
+
+
 async def serve(config: ReportsConfig) -> None:
     """Run the Reports service (consumers and report API) until SIGINT/SIGTERM."""
     if not config.broker_url:
         raise ConfigError("reports needs a broker: set QUILLS_BROKER or --broker (nats://... or kafka://...)")
+    _tune_gc()
     db = Database(config.db_url)
     await asyncio.to_thread(ensure_schema, db)
     sink = await asyncio.to_thread(db.sink, apply_fold(db), schema(db))
