@@ -72,23 +72,27 @@ def test_batches_add_up_and_devices_are_counted_once_over_rows_and_batches(db: D
     writer = Writer(db)
     try:
         writer.write([view(device_id="d1"), view(device_id="d2"), view(country_code="BR", device_id="d1")])
-        writer.write([view(device_id="d1"), view(device_id="d3", event_time=T0 + HOUR)])  # known + new row
+        # a known row with a known and a new device, and a new row
+        writer.write([view(device_id="d1"), view(device_id="d4"), view(device_id="d3", event_time=T0 + HOUR)])
+        # a known row seen again with one device it holds, then with one it does not
         writer.write([view(event_type="in_app", event_name="AF_Purchase", event_revenue_usd=1.5)])
+        writer.write([view(device_id="d4")])
+        writer.write([view(device_id="d5")])
     finally:
         writer.sink.close()
     (total,) = report(db)
     assert total == {
         "installs": 0,
         "in_app_events": 1,
-        "sessions": 5,
-        "events": 6,
+        "sessions": 8,
+        "events": 9,
         "revenue_usd": 1.5,
-        "devices": 3,
+        "devices": 5,
     }
     by_country = {r["country"]: (r["events"], r["devices"]) for r in report(db, ("country",))}
-    assert by_country == {"BR": (1, 1), "ZZ": (5, 3)}
+    assert by_country == {"BR": (1, 1), "ZZ": (8, 5)}
     by_hour = [(r["hour"][11:13], r["sessions"], r["devices"]) for r in report(db, ("hour",))]
-    assert by_hour == [("00", 4, 2), ("01", 1, 1)]
+    assert by_hour == [("00", 7, 4), ("01", 1, 1)]
 
 
 def test_a_rolled_back_batch_is_not_counted_even_though_the_writer_saw_its_rows(db: Database) -> None:

