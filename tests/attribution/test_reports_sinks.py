@@ -18,8 +18,7 @@ from quills.attribution.reports.handlers import fold
 from quills.attribution.reports.messages import ReportQuery
 from quills.attribution.reports.sinks import RowWriter, run_report, schema
 from quills.attribution.reports.sketch import REGISTERS
-from quills.streams import Batch
-from quills.streams.position import NatsClaim
+from quills.streams import Batch, NatsClaim
 
 HOUR = 3_600_000
 DAY = dt.date(2025, 11, 22)

@@ -21,7 +21,7 @@ from quills.attribution.apps import ensure_schema
 from quills.attribution.db import Database
 from quills.attribution.events import INAPPS, INSTALLS, SESSIONS
 from quills.attribution.reports.config import ReportsConfig
-from quills.attribution.reports.freshness import Bounds, Completeness
+from quills.attribution.reports.freshness import Bounds, Completeness, NotifyingSink
 from quills.attribution.reports.handlers import fold
 from quills.attribution.reports.http import iso_ms, report_routes
 from quills.attribution.reports.sinks import apply_fold, schema
@@ -89,21 +89,22 @@ async def serve(config: ReportsConfig) -> None:
     _tune_gc()
     db = Database(config.db_url)
     await asyncio.to_thread(ensure_schema, db)
-    sink = await asyncio.to_thread(db.sink, apply_fold(db), schema(db))
+    stored = await asyncio.to_thread(db.sink, apply_fold(db), schema(db))
     backbone = await connect(config.broker_url)
     try:
         options = ConsumerOptions(
             group=config.group, max_batch_size=config.max_batch_size, max_wait=config.max_wait
         )
-        consumers: list[BatchConsumer[Any, Any]] = [
-            backbone.consumer(topic, fold, options, sink=sink) for topic in TOPICS
-        ]
         read_bounds = _bounds_reader(backbone)
 
         async def no_bounds() -> Bounds:
             raise ConfigError("data_complete_until needs NATS JetStream")
 
-        completeness = Completeness(read_bounds or no_bounds, lambda: sink.positions(config.group))
+        completeness = Completeness(read_bounds or no_bounds, lambda: stored.positions(config.group))
+        sink = NotifyingSink(stored, completeness.notify)
+        consumers: list[BatchConsumer[Any, Any]] = [
+            backbone.consumer(topic, fold, options, sink=sink) for topic in TOPICS
+        ]
         keyring = KeyRingHolder(db, config.keys_reload_interval)
         await keyring.load()
         keyring.start()
@@ -173,4 +174,4 @@ async def serve(config: ReportsConfig) -> None:
             await keyring.stop()
     finally:
         await backbone.close()
-        sink.close()
+        stored.close()

@@ -56,12 +56,23 @@ class ReportsConfig:
 
     @classmethod
     def from_env(cls, **overrides: object) -> ReportsConfig:
-        """Defaults, then ``QUILLS_DATA_DIR``/``QUILLS_DB``/``QUILLS_BROKER``, then non-None ``overrides``."""
+        """Defaults, then ``QUILLS_DATA_DIR``/``QUILLS_DB``/``QUILLS_BROKER`` and the batching knobs
+        ``QUILLS_REPORTS_MAX_BATCH_SIZE``/``QUILLS_REPORTS_MAX_WAIT``/``QUILLS_REPORTS_PROBE_INTERVAL``,
+        then non-None ``overrides``."""
         values: dict[str, object] = {
             "data_dir": os.environ.get("QUILLS_DATA_DIR") or ".quills",
             "db_url": os.environ.get("QUILLS_DB") or "",
             "broker_url": os.environ.get("QUILLS_BROKER") or "",
         }
+        for name, kind in (("max_batch_size", int), ("max_wait", float), ("probe_interval", float)):
+            text = os.environ.get(f"QUILLS_REPORTS_{name.upper()}")
+            if text:
+                try:
+                    values[name] = kind(text)
+                except ValueError:
+                    raise ConfigError(
+                        f"QUILLS_REPORTS_{name.upper()} must be a number, got {text!r}"
+                    ) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         if not values["db_url"]:
             values["db_url"] = str(Path(str(values["data_dir"])) / "quills.db")
