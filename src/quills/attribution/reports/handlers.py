@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +28,7 @@ MAX_DAYS = 31
 HOUR_MS = 3_600_000
 _TZ = re.compile(r"^(?:UTC|Z|([+-])(\d{2}):(\d{2}))$")
 _blake = hashlib.blake2b
+_intern = sys.intern
 
 
 def row_hash(key: RowKey) -> int:
@@ -57,6 +59,7 @@ def fold(batch: Batch[EventView]) -> Fold:
         )
         row = sums.get(key)
         if row is None:
+            key = _interned(key)
             sums[key] = row = [0, 0, {e.device_id}]
         else:
             row[2].add(e.device_id)
@@ -68,6 +71,23 @@ def fold(batch: Batch[EventView]) -> Fold:
         rows={
             key: (events, micros, device_digests(devices)) for key, (events, micros, devices) in sums.items()
         }
+    )
+
+
+def _interned(key: RowKey) -> RowKey:
+    # A row key outlives its batch (the writer remembers stored keys): interned, its strings are shared
+    # by every key (a few hundred distinct values) instead of keeping each batch's copies alive, and
+    # keys compare by identity.
+    app, hour, platform, source, campaign, country, kind, name = key
+    return (
+        _intern(app),
+        hour,
+        _intern(platform),
+        _intern(source),
+        _intern(campaign),
+        _intern(country),
+        _intern(kind),
+        _intern(name),
     )
 
 
