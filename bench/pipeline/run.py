@@ -282,6 +282,7 @@ def _e2e_summary(
         "lag_p50_s": percentile(lags, 50),
         "lag_p99_s": percentile(lags, 99),
         "lag_max_s": max(lags) if lags else None,
+        "lag_series_s": [round(x, 2) for x in lags],
         "rss": rss_growth,
         "cpu": cpu,
         "client_cores": round(client_cpu / result.elapsed, 3),
