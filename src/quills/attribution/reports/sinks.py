@@ -1,8 +1,9 @@
 """The reports tables: the transactional write of each folded batch, and the report query.
 
 Reads: ``Fold`` values (inside the consumer's sink transaction); ``ReportQuery`` values.
-Writes: ``report_keys`` (each aggregate row's dimensions, once) and ``report_sums`` (its sums and device
-sketches), in the same transaction as the consumer positions.
+Writes: ``report_keys`` (each aggregate row's dimensions, once), ``report_sums`` (its sums and exact
+device digests) and ``report_hll`` (HyperLogLog registers of rows past the exact limit), in the same
+transaction as the consumer positions.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ _KEYS = (
 _SUMS = (
     "CREATE TABLE IF NOT EXISTS report_sums (hour BIGINT NOT NULL, row_hash BIGINT NOT NULL, "
     "events BIGINT NOT NULL, revenue_usd_micros BIGINT NOT NULL, devices {blob} NOT NULL, "
-    "devices_hll {blob}, PRIMARY KEY (hour, row_hash))"
+    "PRIMARY KEY (hour, row_hash))"
+)
+_HLL = (
+    "CREATE TABLE IF NOT EXISTS report_hll (hour BIGINT NOT NULL, row_hash BIGINT NOT NULL, "
+    "registers {blob} NOT NULL, PRIMARY KEY (hour, row_hash))"
 )
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS report_keys_app_hour ON report_keys (app_id, hour)",
@@ -44,17 +49,20 @@ def schema(db: Database) -> list[str]:
     """DDL of the reports tables for ``db``.
 
     A row's dimensions are written once, to ``report_keys``; every batch after that updates only its
-    narrow ``report_sums`` row (about 40 bytes), so a commit rewrites few pages. Both are keyed by
+    narrow ``report_sums`` row (about 40 bytes plus at most ``COMPACT_BYTES`` of digests), so a commit
+    rewrites few pages; the 4 KiB registers of busy rows live in ``report_hll``, rewritten only when
+    digests are compacted into them. Both are keyed by
     (hour, hash of the row key): the busy current hour stays in a few hot pages and an hour range is a
     primary-key range. SQLite: clustered ``WITHOUT ROWID`` tables, and the sink's connection keeps a
     64 MiB page cache.
     """
     if db.is_postgres:
-        return [_KEYS, _SUMS.format(blob="BYTEA"), *_INDEXES]
+        return [_KEYS, _SUMS.format(blob="BYTEA"), _HLL.format(blob="BYTEA"), *_INDEXES]
     return [
         "PRAGMA cache_size = -65536",
         _KEYS + " WITHOUT ROWID",
         _SUMS.format(blob="BLOB") + " WITHOUT ROWID",
+        _HLL.format(blob="BLOB") + " WITHOUT ROWID",
         *_INDEXES,
     ]
 
@@ -73,8 +81,15 @@ _UPSERT = (
     "revenue_usd_micros = report_sums.revenue_usd_micros + excluded.revenue_usd_micros, "
     "devices = {concat_excluded}"
 )
-_DUE = f"SELECT hour, row_hash, devices, devices_hll FROM report_sums WHERE length(devices) > {COMPACT_BYTES}"
-_COMPACTED = "UPDATE report_sums SET devices = ?, devices_hll = ? WHERE hour = ? AND row_hash = ?"
+_DUE = (
+    "SELECT s.hour, s.row_hash, s.devices, h.registers FROM report_sums s LEFT JOIN report_hll h "
+    f"ON h.hour = s.hour AND h.row_hash = s.row_hash WHERE length(s.devices) > {COMPACT_BYTES}"
+)
+_COMPACTED = "UPDATE report_sums SET devices = ? WHERE hour = ? AND row_hash = ?"
+_REGISTERS = (
+    "INSERT INTO report_hll (hour, row_hash, registers) VALUES (?, ?, ?) "
+    "ON CONFLICT (hour, row_hash) DO UPDATE SET registers = excluded.registers"
+)
 
 
 class RowWriter:
@@ -107,7 +122,7 @@ class RowWriter:
             _UPSERT.format(concat_excluded=concat.format("report_sums.devices", "excluded.devices"))
         )
         self._insert_key = db.sql(_INSERT_KEY)
-        self._due, self._compacted = db.sql(_DUE), db.sql(_COMPACTED)
+        self._due, self._compacted, self._registers = db.sql(_DUE), db.sql(_COMPACTED), db.sql(_REGISTERS)
 
     def __call__(self, conn: Any, result: Fold) -> None:
         known = self._known
@@ -141,14 +156,24 @@ class RowWriter:
                 cur.executemany(self._upsert, [(k[1], h, *rows[k]) for k, h in new])
             due = cur.execute(self._due).fetchall()
             if due:
-                cur.executemany(
-                    self._compacted, [(*compact(bytes(s), d and bytes(d)), hour, h) for hour, h, s, d in due]
-                )
+                self._compact(cur, due)
         finally:
             cur.close()
         if len(known) + len(new) > self._max_known:
             known.clear()
         known.update(new)
+
+    def _compact(self, cur: Any, due: list[tuple[Any, ...]]) -> None:
+        sparse: list[tuple[bytes, int, int]] = []
+        dense: list[tuple[int, int, bytes]] = []
+        for hour, h, digests, registers in due:
+            kept, merged = compact(bytes(digests), registers and bytes(registers))
+            sparse.append((kept, hour, h))
+            if merged is not None:
+                dense.append((hour, h, merged))
+        cur.executemany(self._compacted, sparse)
+        if dense:
+            cur.executemany(self._registers, dense)
 
 
 _BY_HASH = itemgetter(5)
@@ -208,7 +233,11 @@ def run_report(db: Database, query: ReportQuery) -> list[dict[str, Any]]:
             db.sql(f"SELECT {select}{_METRICS_SQL} {_FROM} WHERE {where}{group}"), params
         ).fetchall()
         sketches = conn.execute(
-            db.sql(f"SELECT {select}s.devices, s.devices_hll {_FROM} WHERE {where}"), params
+            db.sql(
+                f"SELECT {select}s.devices, h.registers {_FROM} LEFT JOIN report_hll h "
+                f"ON h.hour = r.hour AND h.row_hash = r.row_hash WHERE {where}"
+            ),
+            params,
         ).fetchall()
         conn.execute("COMMIT")
     finally:
