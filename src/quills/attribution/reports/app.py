@@ -24,7 +24,7 @@ from quills.attribution.reports.config import ReportsConfig
 from quills.attribution.reports.freshness import Bounds, Completeness, NotifyingSink
 from quills.attribution.reports.handlers import fold
 from quills.attribution.reports.http import iso_ms, report_routes
-from quills.attribution.reports.sinks import apply_fold, schema
+from quills.attribution.reports.sinks import apply_fold, checkpoint_wal, schema
 from quills.attribution.runtime import KeyRingHolder, uvicorn_server, wait_first
 from quills.errors import ConfigError
 from quills.streams import (
@@ -160,6 +160,7 @@ async def serve(config: ReportsConfig) -> None:
         server = uvicorn_server(app, config.host, config.port)
         log.info("serving http://%s:%d (broker %s, db %s)", config.host, config.port, backbone.url, db.url)
         probe = asyncio.get_running_loop().create_task(completeness.run(config.probe_interval))
+        checkpoints = asyncio.get_running_loop().create_task(checkpoint_wal(db))
         runs = [asyncio.ensure_future(c.run(handle_signals=False)) for c in consumers]
         try:
             # uvicorn handles SIGINT/SIGTERM; a consumer that ends by itself (fatal error) ends the process
@@ -170,6 +171,7 @@ async def serve(config: ReportsConfig) -> None:
                 c.stop()
             await asyncio.gather(*runs, return_exceptions=True)
             probe.cancel()
+            checkpoints.cancel()
             await keyring.stop()
     finally:
         await backbone.close()

@@ -8,7 +8,10 @@ transaction as the consumer positions.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import sqlite3
 from operator import itemgetter
 from typing import Any
 
@@ -17,7 +20,7 @@ from quills.attribution.reports.handlers import row_hash
 from quills.attribution.reports.messages import Fold, ReportQuery, RowKey
 from quills.attribution.reports.sketch import EXACT_LIMIT, DeviceUnion, compact
 
-__all__ = ("schema", "RowWriter", "apply_fold", "run_report", "COMPACT_BYTES")
+__all__ = ("schema", "RowWriter", "apply_fold", "run_report", "checkpoint_wal", "COMPACT_BYTES")
 
 COMPACT_BYTES = 2 * 8 * EXACT_LIMIT
 """A row's appended digests are de-duplicated (or turned into registers) once they pass this size."""
@@ -53,18 +56,41 @@ def schema(db: Database) -> list[str]:
     rewrites few pages; the 4 KiB registers of busy rows live in ``report_hll``, rewritten only when
     digests are compacted into them. Both are keyed by
     (hour, hash of the row key): the busy current hour stays in a few hot pages and an hour range is a
-    primary-key range. SQLite: clustered ``WITHOUT ROWID`` tables, and the sink's connection keeps a
-    64 MiB page cache.
+    primary-key range. SQLite: clustered ``WITHOUT ROWID`` tables; the sink's connection keeps a 64 MiB
+    page cache and leaves checkpoints to ``checkpoint_wal``.
     """
     if db.is_postgres:
         return [_KEYS, _SUMS.format(blob="BYTEA"), _HLL.format(blob="BYTEA"), *_INDEXES]
     return [
         "PRAGMA cache_size = -65536",
+        # checkpoints run beside the commits (checkpoint_wal), not inside one while it holds the sink
+        "PRAGMA wal_autocheckpoint = 0",
         _KEYS + " WITHOUT ROWID",
         _SUMS.format(blob="BLOB") + " WITHOUT ROWID",
         _HLL.format(blob="BLOB") + " WITHOUT ROWID",
         *_INDEXES,
     ]
+
+
+async def checkpoint_wal(db: Database, interval: float = 1.0) -> None:
+    """Copy the SQLite write-ahead log into the database every ``interval`` seconds until cancelled
+    (PostgreSQL: returns at once).
+
+    A passive checkpoint on its own connection runs beside the consumers' commits instead of inside
+    one (SQLite's automatic checkpoint runs in the commit that fills the log, with two fsyncs, while that
+    commit holds the sink and the other topics' commits wait behind it).
+    """
+    if db.is_postgres:
+        return
+    conn = await asyncio.to_thread(db.connect)
+    try:
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(sqlite3.Error):
+                await asyncio.to_thread(conn.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
 
 
 _UPDATE = (
