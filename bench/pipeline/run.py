@@ -189,18 +189,18 @@ def bench_ingest(args: argparse.Namespace) -> dict[str, Any]:
 
 def bench_e2e(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="quills-bench-e2e-"))
-    ports = {k: free_port() for k in ("ingest", "api", "monitor", "broker")}
+    ports = {k: free_port() for k in ("ingest", "api", "monitor", "broker", "postbacks")}
     argv = [str(Path(sys.executable).parent / "quills"), "up", "--data-dir", str(tmp / "data")]
     for k, v in ports.items():
         argv += [f"--{k}-port", str(v)]
     up = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for k in ("broker", "ingest", "api"):
+        for k in ("broker", "ingest", "api", "postbacks"):
             wait_port(ports[k])
         creds = json.loads((tmp / "data" / "credentials.json").read_text())
         apps = [DemoApp(a, v["platform"]) for a, v in creds["apps"].items()]
         keys = {a: v["key"] for a, v in creds["apps"].items()}
-        reqs = requests_for(apps, keys, ports["ingest"], args.e2e_batch, 400)
+        reqs = requests_for(apps, keys, ports["ingest"], args.e2e_batch, args.e2e_requests)
         pids = {p.stem: int(p.read_text()) for p in (tmp / "data" / "run").glob("*.pid")}
         samples: list[dict[str, Any]] = []
 
@@ -215,6 +215,7 @@ def bench_e2e(args: argparse.Namespace) -> dict[str, Any]:
                     except (httpx.HTTPError, ValueError, KeyError):
                         row["lag"] = None
                     row["rss"] = rss_all(pids)
+                    row["cpu"] = _cpu_all(pids)
                     samples.append(row)
                     try:
                         await asyncio.wait_for(stop.wait(), 1.0)
@@ -235,33 +236,84 @@ def bench_e2e(args: argparse.Namespace) -> dict[str, Any]:
             await sampler
             return result
 
+        client_cpu0 = time.process_time()
         result = uvloop.run(run())
-        accepted = result.by_status.get(202, 0) * args.e2e_batch
-        warm = [s for s in samples if s["t"] - samples[0]["t"] >= min(30.0, args.e2e_seconds * 0.2)]
-        lags = [s["lag"] for s in warm if s.get("lag") is not None]
-        rss_growth = {}
-        for name in pids:
-            series = [s["rss"][name] for s in warm if name in s["rss"]]
-            if len(series) >= 2:
-                rss_growth[name] = {"first_mib": round(series[0], 1), "last_mib": round(series[-1], 1),
-                                    "max_mib": round(max(series), 1),
-                                    "growth_pct": round((series[-1] / series[0] - 1) * 100, 1)}  # fmt: skip
-        consumed = [s["consumed"] for s in warm if "consumed" in s]
-        span = warm[-1]["t"] - warm[0]["t"] if len(warm) > 1 else 1.0
-        return {
-            "seconds": result.elapsed,
-            "accepted_events_per_s": accepted / result.elapsed,
-            "consumed_events_per_s": (consumed[-1] - consumed[0]) / span if len(consumed) > 1 else 0.0,
-            "statuses": {str(k): v for k, v in result.by_status.items()},
-            "lag_p50_s": percentile(lags, 50),
-            "lag_p99_s": percentile(lags, 99),
-            "lag_max_s": max(lags) if lags else None,
-            "rss": rss_growth,
-        }
+        client_cpu = time.process_time() - client_cpu0
+        return _e2e_summary(args, result, samples, pids, client_cpu)
     finally:
         up.send_signal(signal.SIGINT)
         up.wait(60)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cpu_all(pids: dict[str, int]) -> dict[str, float]:
+    out = {}
+    for name, pid in pids.items():
+        try:
+            out[name] = cpu_seconds(pid)
+        except OSError:
+            pass
+    return out
+
+
+def _e2e_summary(
+    args: argparse.Namespace,
+    result: Any,
+    samples: list[dict[str, Any]],
+    pids: dict[str, int],
+    client_cpu: float,
+) -> dict[str, Any]:
+    """Rates, lag percentiles, RSS growth and CPU per process over the samples after warm-up."""
+    accepted = result.by_status.get(202, 0) * args.e2e_batch
+    warm = [s for s in samples if s["t"] - samples[0]["t"] >= min(30.0, args.e2e_seconds * 0.2)]
+    lags = [s["lag"] for s in warm if s.get("lag") is not None]
+    rss_growth = {}
+    for name in pids:
+        series = [s["rss"][name] for s in warm if name in s["rss"]]
+        if len(series) >= 2:
+            rss_growth[name] = {"first_mib": round(series[0], 1), "last_mib": round(series[-1], 1),
+                                "max_mib": round(max(series), 1),
+                                "growth_pct": round((series[-1] / series[0] - 1) * 100, 1)}  # fmt: skip
+    consumed = [s["consumed"] for s in warm if "consumed" in s]
+    span = warm[-1]["t"] - warm[0]["t"] if len(warm) > 1 else 1.0
+    consumed_n = consumed[-1] - consumed[0] if len(consumed) > 1 else 0
+    # CPU per process over the warm window: cores used, and microseconds per event folded by reports
+    cpu: dict[str, dict[str, float]] = {}
+    if len(warm) > 1:
+        for name in pids:
+            if name in warm[0]["cpu"] and name in warm[-1]["cpu"]:
+                used = warm[-1]["cpu"][name] - warm[0]["cpu"][name]
+                cpu[name] = {
+                    "cores": round(used / span, 3),
+                    "us_per_event": round(used / consumed_n * 1e6, 2) if consumed_n else 0.0,
+                }
+    return {
+        "seconds": result.elapsed,
+        "accepted_events_per_s": accepted / result.elapsed,
+        "consumed_events_per_s": consumed_n / span,
+        "statuses": {str(k): v for k, v in result.by_status.items()},
+        "lag_p50_s": percentile(lags, 50),
+        "lag_p99_s": percentile(lags, 99),
+        "lag_max_s": max(lags) if lags else None,
+        "lag_series_s": [round(x, 2) for x in lags],
+        "rss": rss_growth,
+        "cpu": cpu,
+        "client_cores": round(client_cpu / result.elapsed, 3),
+        "load": "{:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg()),
+    }
+
+
+def write_e2e_subsection(path: Path, text: str) -> None:
+    """Replace only the end-to-end subsection of the Pipeline section (an e2e-only run keeps the ingest
+    results already written there)."""
+    doc = path.read_text()
+    start = doc.find("### End to end")
+    end = doc.find("\nWhere the time goes", start)
+    new_start, new_end = text.find("### End to end"), text.find("\nWhere the time goes")
+    if start < 0 or end < 0 or new_start < 0 or new_end < 0:
+        write_section(path, text)
+        return
+    path.write_text(doc[:start] + text[new_start:new_end] + doc[end:])
 
 
 def run_meta() -> dict[str, Any]:
@@ -339,6 +391,7 @@ def section(
             f"- accepted by ingest: {e2e['accepted_events_per_s']:,.0f} events/s; folded by reports: {e2e['consumed_events_per_s']:,.0f} events/s",
             f"- reports lag (now - data_complete_until, sampled every second after warm-up): p50 {e2e['lag_p50_s']:.2f} s, p99 {e2e['lag_p99_s']:.2f} s, max {e2e['lag_max_s']}",
             f"- RSS after warm-up, first -> last: {rss}",
+            f"- CPU after warm-up, cores (us per event folded): {_cpu_line(e2e)}",
             f"- statuses: {e2e['statuses']}",
             "",
             "Targets: >= 50k events/s sustained for 5 minutes, lag p99 < 2 s, every RSS flat within 10 %. "
@@ -376,6 +429,14 @@ def _cores(case: dict[str, Any]) -> str:
     return " / ".join(
         f"{case[k]:.2f}" if k in case else "?" for k in ("server_cpu", "broker_cpu", "client_cpu")
     )
+
+
+def _cpu_line(e2e: dict[str, Any]) -> str:
+    cpu = e2e.get("cpu") or {}
+    parts = [f"{n} {v['cores']:.2f} ({v['us_per_event']:.1f} us)" for n, v in sorted(cpu.items())]
+    if "client_cores" in e2e:
+        parts.append(f"load client {e2e['client_cores']:.2f}")
+    return ", ".join(parts) or "not measured"
 
 
 def verdict(checks: list[tuple[str, bool]]) -> str:
@@ -426,6 +487,8 @@ def main() -> None:
     parser.add_argument("--e2e-seconds", type=float, default=300.0)
     parser.add_argument("--e2e-batch", type=int, default=200)
     parser.add_argument("--e2e-connections", type=int, default=32)
+    parser.add_argument("--e2e-requests", type=int, default=400, help="distinct pre-built e2e requests")
+    parser.add_argument("--e2e-only", action="store_true", help="only the end-to-end part (= --skip-ingest)")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-e2e", action="store_true")
     parser.add_argument("--write", type=Path, default=None)
@@ -436,7 +499,7 @@ def main() -> None:
         saved = json.loads(args.from_json.read_text())
         ingest, e2e, meta = saved["ingest"], saved["e2e"], saved["meta"]
     else:
-        ingest = None if args.skip_ingest else bench_ingest(args)
+        ingest = None if args.skip_ingest or args.e2e_only else bench_ingest(args)
         e2e = None if args.skip_e2e else bench_e2e(args)
         meta = run_meta()
     if e2e:
@@ -446,7 +509,10 @@ def main() -> None:
     if args.json and not args.from_json:
         args.json.write_text(json.dumps({"ingest": ingest, "e2e": e2e, "meta": meta}, indent=1))
     if args.write:
-        write_section(args.write, text)
+        if ingest is None and e2e is not None:
+            write_e2e_subsection(args.write, text)
+        else:
+            write_section(args.write, text)
 
 
 if __name__ == "__main__":
