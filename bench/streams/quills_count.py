@@ -61,6 +61,7 @@ async def main(url: str, topic: str, n: int, group: str, db: str) -> None:
         json.dumps(
             {
                 "cpu": _cpu(),
+                "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "events": seen,
                 "seconds": done - first,
                 "with_join": done - started,

@@ -49,6 +49,7 @@ async def count(stream: Any) -> None:
                 json.dumps(
                     {
                         "cpu": _cpu(),
+                        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                         "events": state["seen"],
                         "seconds": finished - state["first"],
                         "with_join": finished - state["started"],

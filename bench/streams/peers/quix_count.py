@@ -52,6 +52,7 @@ print(
     json.dumps(
         {
             "cpu": _cpu(),
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "events": state["seen"],
             "seconds": finished - state["first"],
             "with_join": finished - started,
