@@ -46,7 +46,7 @@ DATA_NOTE = (
     "offsets/acks their own way. One consumer process at a time; rate = events / seconds from the "
     "first event to the last (group join excluded). Per-message peers read a prefix of the same "
     "topic (the events column). CPU: the consumer process's user + system time (start-up and group "
-    "join included) per event handled; peak RSS: the process's maximum resident set (ru_maxrss)."
+    "join included) per event handled; peak RSS: the process's high-water resident set (VmHWM)."
 )
 BEGIN, END = "<!-- bench-streams:begin -->", "<!-- bench-streams:end -->"
 
