@@ -241,3 +241,14 @@ def test_a_rejected_batch_rewinds_partitions_without_a_stored_position_instead_o
     source._resync({0: 40, 1: 100})
     assert fake.seeks == {0: 50, 1: 100}
     assert source._expected == {0: 50, 1: None, 2: None}
+
+
+def test_a_larger_message_max_bytes_in_kafka_config_raises_the_fetch_size_with_it() -> None:
+    from confluent_kafka import Consumer
+
+    from quills.streams.kafka import KafkaSource
+
+    extra = {"message.max.bytes": 8 << 20}
+    source = KafkaSource("127.0.0.1:1", "t", ConsumerOptions(group="g"), None, extra)
+    assert source._config["fetch.max.bytes"] >= 8 << 20
+    Consumer(source._config).close()  # librdkafka refuses fetch.max.bytes < message.max.bytes

@@ -57,7 +57,7 @@ _PRODUCER_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _prefetch_config(options: ConsumerOptions) -> dict[str, Any]:
+def _prefetch_config(options: ConsumerOptions, extra: dict[str, Any]) -> dict[str, Any]:
     """librdkafka's prefetch: what the consumer holds ahead of the handler, and how it refills.
 
     The queue stops fetching at ``queued.min.messages`` messages (2 batches, at least 100k) or
@@ -68,8 +68,11 @@ def _prefetch_config(options: ConsumerOptions) -> dict[str, Any]:
     Throughput comes from refilling early instead of from depth: a queue over its bound backs off
     ``fetch.queue.backoff.ms`` (default 1 s, which left the consumer idle most of each second once it
     had drained the queue) before fetching again; 10 ms keeps a fetch in flight while the queue drains.
+    librdkafka refuses a ``fetch.max.bytes`` below ``message.max.bytes``, so a larger one in ``extra``
+    raises it.
     """
     fetch_max = min(max(options.max_buffered_bytes // 64, 1 << 20), 50 << 20)
+    fetch_max = max(fetch_max, int(extra.get("message.max.bytes", 0)))
     return {
         "queued.min.messages": max(100_000, options.max_batch_size * 2),
         "queued.max.messages.kbytes": max(1, options.max_buffered_bytes // 1024),
@@ -229,7 +232,7 @@ class KafkaSource:
             "session.timeout.ms": session_ms,
             "heartbeat.interval.ms": max(100, session_ms // 4),
             "max.poll.interval.ms": max(session_ms, 300_000),
-            **_prefetch_config(options),
+            **_prefetch_config(options, extra),
             **extra,
         }
         self._consumer: Consumer | None = None
