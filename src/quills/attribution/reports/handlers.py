@@ -11,11 +11,12 @@ revenue in micro-USD, and the digests of its distinct devices (``quills.attribut
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 import sys
 from collections.abc import Mapping
 from typing import Any
+
+import xxhash
 
 from quills.attribution.events import EventView
 from quills.attribution.reports.messages import DIMENSIONS, Fold, ReportQuery, RowKey
@@ -27,14 +28,14 @@ __all__ = ("fold", "row_hash", "parse_query", "MAX_DAYS", "HOUR_MS")
 MAX_DAYS = 31
 HOUR_MS = 3_600_000
 _TZ = re.compile(r"^(?:UTC|Z|([+-])(\d{2}):(\d{2}))$")
-_blake = hashlib.blake2b
+_xxh3 = xxhash.xxh3_64_intdigest
 _intern = sys.intern
 
 
 def row_hash(key: RowKey) -> int:
-    """The stable 63-bit id of a row key within its hour (positive: fits a signed BIGINT)."""
-    text = "\x1f".join(map(str, key)).encode()
-    return int.from_bytes(_blake(text, digest_size=8).digest(), "big") >> 1
+    """The stable 63-bit id of a row key within its hour (XXH3-64 of the key, halved to fit a signed
+    BIGINT; a tenth of BLAKE2b's cost, and it is an id, not a secret)."""
+    return _xxh3("\x1f".join(map(str, key)).encode()) >> 1
 
 
 def fold(batch: Batch[EventView]) -> Fold:
