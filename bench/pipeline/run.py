@@ -411,7 +411,7 @@ E2E_NOTES = [
     "12.7 us: there nearly every row is new, two random B-tree inserts). What changed: each row keeps its",
     "devices' digests (HyperLogLog past 256) instead of one stored (row, device) pair per event; dimensions",
     "are written once and a narrow sums row is updated in place, without re-appending devices it lists;",
-    "batches of up to 50,000 / 0.25 s; GC collections made rare (they cost as much as the fold); WAL",
+    "batches of up to 20,000 / 0.25 s; GC collections made rare (they cost as much as the fold); WAL",
     "checkpoints beside the commits instead of inside them (they held the sink while the other topics",
     "waited); `data_complete_until` re-checked after every commit. With the traffic model nearly every",
     "event still opens its own aggregate row (~0.7 rows per event in a 10,000-event batch), so the per-row",
