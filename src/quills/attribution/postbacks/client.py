@@ -15,7 +15,6 @@ from __future__ import annotations
 import socket
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -91,6 +90,10 @@ class PartnerClient:
         self.policy = policy
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        # per request these would be rebuilt: one timeout object per distinct timeout, and the hosts
+        # already checked (True: an allowed IP literal; False: a name, checked by the resolver)
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._hosts: dict[str, bool] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -104,6 +107,8 @@ class PartnerClient:
             headers={"User-Agent": "quills-postbacks/1"},
             trust_env=False,
             auto_decompress=False,
+            # partners' cookies are never kept nor sent to anyone (and the jar costs time per request)
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         return self._session
 
@@ -114,26 +119,35 @@ class PartnerClient:
     async def send(self, due: Due) -> Response:
         """Send ``due`` once. Returns a 2xx ``Response``; raises ``RetryableResponse``,
         ``PermanentResponse``, ``UnsafeTarget`` or a ``TransportError`` (connection, timeout)."""
-        split = urlsplit(due.url)
-        if split.scheme not in ("http", "https") or not split.hostname:
-            raise UnsafeTarget(f"not an http(s) URL: {split.scheme}://{split.hostname}")
-        self.policy.check_literal(split.hostname)
-        if (
-            self.policy.ports
-            and (split.port or (443 if split.scheme == "https" else 80)) not in self.policy.ports
-        ):
-            raise UnsafeTarget(f"port {split.port} is not allowed")
+        # the URL object aiohttp connects with is the one checked (no second parser to disagree with)
+        try:
+            url = URL(due.url, encoded=True)
+            host = url.raw_host
+        except ValueError as exc:
+            raise UnsafeTarget(f"invalid URL: {exc}") from None
+        if url.scheme not in ("http", "https") or not host:
+            raise UnsafeTarget(f"not an http(s) URL: {url.scheme}://{host}")
+        if host not in self._hosts:
+            literal = self.policy.check_literal(host)  # raises for a refused literal: never cached
+            if len(self._hosts) >= 4096:
+                self._hosts.clear()
+            self._hosts[host] = literal
+        if self.policy.ports and url.port not in self.policy.ports:
+            raise UnsafeTarget(f"port {url.port} is not allowed")
         session = self._session or self._open()
+        timeout = self._timeouts.get(due.timeout_s)
+        if timeout is None:
+            timeout = self._timeouts[due.timeout_s] = aiohttp.ClientTimeout(total=due.timeout_s)
         started = time.perf_counter()
         kwargs: dict[str, Any] = {
             "headers": due.headers or None,
             "allow_redirects": False,
-            "timeout": aiohttp.ClientTimeout(total=due.timeout_s),
+            "timeout": timeout,
         }
         if due.body is not None:
             kwargs["data"] = due.body.encode()
         try:
-            async with session.request(due.method, URL(due.url, encoded=True), **kwargs) as response:
+            async with session.request(due.method, url, **kwargs) as response:
                 await response.read()
                 code = response.status
                 retry_after = response.headers.get("Retry-After")

@@ -92,7 +92,8 @@ class Sender:
         self.recorder = DeliveryStore(store.db)
 
     def command(self, partner: Partner) -> Any:
-        """The partner's command (built on first use; rebuilt options follow partner changes)."""
+        """The partner's command, as the coroutine function to await (built on first use; its options
+        follow partner changes)."""
         known = self._commands.get(partner.partner_id)
         if known is not None and known[0] == partner:
             return known[1]
@@ -117,8 +118,10 @@ class Sender:
                 self.registry.configure(
                     name, max_concurrent=partner.max_concurrent, timeout=partner.timeout_s
                 )
-        self._commands[partner.partner_id] = (partner, cmd)
-        return cmd
+        # await the command's own call (``AsyncCommand.execute``): the same call without one more coroutine
+        call = getattr(cmd, "execute", cmd)
+        self._commands[partner.partner_id] = (partner, call)
+        return call
 
     def wake(self) -> None:
         """Look for due deliveries now (new ones were stored)."""
