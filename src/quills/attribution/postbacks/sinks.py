@@ -28,8 +28,15 @@ SCHEMA = (
     "max_attempts INTEGER NOT NULL, attempts INTEGER NOT NULL, status TEXT NOT NULL, "
     "created_ms BIGINT NOT NULL, next_attempt_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL, "
     "last_status INTEGER, last_error TEXT, updated_ms BIGINT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, partner_id, next_attempt_ms)",
-    "CREATE INDEX IF NOT EXISTS deliveries_app ON deliveries (app_id, status)",
+    # what the sender picks from: pending deliveries only, so it stays as small as the backlog (a row
+    # leaves it when sent or given up) however long the history grows; replaces deliveries_due
+    "DROP INDEX IF EXISTS deliveries_due",
+    "CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (partner_id, next_attempt_ms) "
+    "WHERE status = 'pending'",
+    # an app's deliveries, newest first (the delivery log); status is not in it, so a status change does
+    # not rewrite it; replaces deliveries_app (app_id, status)
+    "DROP INDEX IF EXISTS deliveries_app",
+    "CREATE INDEX IF NOT EXISTS deliveries_app_created ON deliveries (app_id, created_ms)",
     "CREATE TABLE IF NOT EXISTS delivery_attempts (postback_id TEXT NOT NULL, attempt INTEGER NOT NULL, "
     "rule_id TEXT NOT NULL, partner_id TEXT NOT NULL, app_id TEXT NOT NULL, url TEXT NOT NULL, "
     "status_code INTEGER, outcome TEXT NOT NULL, latency_ms DOUBLE PRECISION NOT NULL, "
