@@ -132,7 +132,10 @@ def apply_deliveries(db: Database) -> Any:
 
 
 class Due(msgspec.Struct, frozen=True, gc=False):
-    """A delivery picked for an attempt (its lease is held until ``lease_ms``)."""
+    """A delivery picked for an attempt (leased: hidden from other pickers until its lease ends).
+
+    A msgspec struct (not a dataclass) because one is made per delivery, and untracked by the cycle
+    collector (``gc=False``): its fields cannot form a cycle."""
 
     postback_id: str
     rule_id: str
