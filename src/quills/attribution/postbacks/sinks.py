@@ -205,26 +205,33 @@ class DeliveryStore:
     def pick(self, wants: dict[str, int], now_ms: int, lease_ms: int) -> list[Due]:
         """Up to ``wants[partner]`` due pending deliveries per partner (the longest due first), leased until
         ``now + lease_ms`` (each also at least twice its own timeout): one statement per partner."""
-        run = self._pick_sql
-        if run is None:
-            lock = " FOR UPDATE SKIP LOCKED" if self.db.is_postgres else ""
-            # select and lease in one statement (no row-by-row update), returning what was leased
-            run = self._pick_sql = self.db.sql(
-                "UPDATE deliveries SET next_attempt_ms = ? + CASE WHEN timeout_s * 2000 > ? "
-                "THEN CAST(timeout_s * 2000 AS BIGINT) ELSE ? END WHERE postback_id IN ("
-                "SELECT postback_id FROM deliveries WHERE status = 'pending' AND partner_id = ? "
-                f"AND next_attempt_ms <= ? ORDER BY next_attempt_ms LIMIT ?{lock}) "
-                "RETURNING postback_id, rule_id, partner_id, app_id, method, url, body, headers, timeout_s, "
-                "max_attempts, attempts, expires_ms"
-            )
+        return self.cycle((), wants, now_ms, lease_ms)
+
+    def record(self, attempts: Sequence[Attempt], now_ms: int) -> None:
+        """Store attempts and the new state of their deliveries, in one transaction."""
+        if attempts:
+            self.cycle(attempts, {}, now_ms, 0)
+
+    def cycle(
+        self, attempts: Sequence[Attempt], wants: dict[str, int], now_ms: int, lease_ms: int
+    ) -> list[Due]:
+        """``record(attempts)`` then ``pick(wants)``, in one transaction: the sender's one trip to the
+        database per round (recorded first, so a delivery just given a retry time is not picked)."""
+        log_rows, updates = self._attempt_rows(attempts, now_ms)
+        wanted = [(partner, n) for partner, n in wants.items() if n > 0]
+        if not updates and not wanted:
+            return []
+        insert, update, lease = self.db.sql(_LOG_ATTEMPT), self.db.sql(_SET_STATE), self._lease_sql()
         headers_of = self._headers
 
-        def pick(cur: Any) -> list[Due]:
+        def run(cur: Any) -> list[Due]:
+            if log_rows:
+                cur.executemany(insert, log_rows)
+            if updates:
+                cur.executemany(update, updates)
             picked: list[Due] = []
-            for partner, n in wants.items():
-                if n <= 0:
-                    continue
-                rows = cur.execute(run, (now_ms, lease_ms, lease_ms, partner, now_ms, n)).fetchall()
+            for partner, n in wanted:
+                rows = cur.execute(lease, (now_ms, lease_ms, lease_ms, partner, now_ms, n)).fetchall()
                 picked.extend(
                     Due(
                         r[0],
@@ -244,26 +251,27 @@ class DeliveryStore:
                 )
             return picked
 
-        result: list[Due] = self._tx(pick)
+        result: list[Due] = self._tx(run)
         return result
 
-    def _headers(self, text: str | None) -> dict[str, str]:
-        # a rule's headers are the same JSON in every one of its deliveries: decode each text once
-        # (the dicts are shared and must not be changed; the client only reads them)
-        if not text or text == "{}":
-            return _NO_HEADERS
-        known = self._decoded.get(text)
-        if known is None:
-            if len(self._decoded) >= 1024:
-                self._decoded.clear()
-            known = self._decoded[text] = _decode_headers(text)
-        return known
+    def _lease_sql(self) -> str:
+        if self._pick_sql is None:
+            lock = " FOR UPDATE SKIP LOCKED" if self.db.is_postgres else ""
+            # select and lease in one statement (no row-by-row update), returning what was leased
+            self._pick_sql = self.db.sql(
+                "UPDATE deliveries SET next_attempt_ms = ? + CASE WHEN timeout_s * 2000 > ? "
+                "THEN CAST(timeout_s * 2000 AS BIGINT) ELSE ? END WHERE postback_id IN ("
+                "SELECT postback_id FROM deliveries WHERE status = 'pending' AND partner_id = ? "
+                f"AND next_attempt_ms <= ? ORDER BY next_attempt_ms LIMIT ?{lock}) "
+                "RETURNING postback_id, rule_id, partner_id, app_id, method, url, body, headers, timeout_s, "
+                "max_attempts, attempts, expires_ms"
+            )
+        return self._pick_sql
 
-    def record(self, attempts: Sequence[Attempt], now_ms: int) -> None:
-        """Store attempts and the new state of their deliveries, in one transaction."""
-        if not attempts:
-            return
-        insert, update = self.db.sql(_LOG_ATTEMPT), self.db.sql(_SET_STATE)
+    @staticmethod
+    def _attempt_rows(
+        attempts: Sequence[Attempt], now_ms: int
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         log_rows = [
             (
                 a.due.postback_id,
@@ -293,13 +301,19 @@ class DeliveryStore:
             )
             for a in attempts
         ]
+        return log_rows, updates
 
-        def run(cur: Any) -> None:
-            if log_rows:
-                cur.executemany(insert, log_rows)
-            cur.executemany(update, updates)
-
-        self._tx(run)
+    def _headers(self, text: str | None) -> dict[str, str]:
+        # a rule's headers are the same JSON in every one of its deliveries: decode each text once
+        # (the dicts are shared and must not be changed; the client only reads them)
+        if not text or text == "{}":
+            return _NO_HEADERS
+        known = self._decoded.get(text)
+        if known is None:
+            if len(self._decoded) >= 1024:
+                self._decoded.clear()
+            known = self._decoded[text] = _decode_headers(text)
+        return known
 
     def pending_count(self) -> int:
         rows = (
