@@ -68,8 +68,10 @@ UP_ARGS ?=
 up: $(STAMP)
 	$(VENV)/bin/quills up $(UP_ARGS)
 
-## bench-pipeline: ingest vs FastAPI+pydantic, and the whole pipeline end to end (section of docs/benchmarks.md)
+## bench-pipeline: ingest vs FastAPI+pydantic (load from wrk), and the whole pipeline end to end (section of docs/benchmarks.md);
+## BENCH_ARGS=--skip-e2e runs the ingest part only
 bench-pipeline: $(STAMP)
+	command -v wrk >/dev/null || apt-get install -y wrk
 	test -x $(BENCH_VENVS)/fastapi/bin/python || $(PYTHON) -m venv $(BENCH_VENVS)/fastapi
 	$(BENCH_VENVS)/fastapi/bin/pip install -q fastapi pydantic uvicorn uvloop httptools nats-py
 	$(PY) bench/pipeline/run.py --peer-python $(BENCH_VENVS)/fastapi/bin/python --write docs/benchmarks.md $(BENCH_ARGS)

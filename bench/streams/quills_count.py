@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import sqlite3
 import sys
 import time
@@ -17,13 +16,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from events import Install
+from procstat import cpu_seconds, peak_rss_mb
 
 from quills.streams import Batch, ConsumerOptions, SqliteSink, Topic, connect
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def apply(conn: sqlite3.Connection, counts: dict[str, int]) -> None:
@@ -60,7 +55,8 @@ async def main(url: str, topic: str, n: int, group: str, db: str) -> None:
     print(
         json.dumps(
             {
-                "cpu": _cpu(),
+                "cpu": cpu_seconds(),
+                "rss_mb": peak_rss_mb(),
                 "events": seen,
                 "seconds": done - first,
                 "with_join": done - started,

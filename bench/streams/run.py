@@ -45,7 +45,8 @@ DATA_NOTE = (
     "(the exactly-once sink), then commits to the broker; peers count in memory and commit "
     "offsets/acks their own way. One consumer process at a time; rate = events / seconds from the "
     "first event to the last (group join excluded). Per-message peers read a prefix of the same "
-    "topic (the events column)."
+    "topic (the events column). CPU: the consumer process's user + system time (start-up and group "
+    "join included) per event handled; peak RSS: the process's high-water resident set (VmHWM)."
 )
 BEGIN, END = "<!-- bench-streams:begin -->", "<!-- bench-streams:end -->"
 
@@ -275,14 +276,15 @@ def report(
         f"Publish, acknowledged (`publish_many`, 100k per call): **Kafka {pub_kafka:,.0f} events/s** "
         f"(target >= 300k), **NATS {pub_nats:,.0f} events/s** (target >= 90k).",
         "",
-        "| consumer | broker | events | seconds | events/s | quills is x faster | consumer CPU us/event |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| consumer | broker | events | seconds | events/s | quills is x faster | consumer CPU us/event "
+        "| peak RSS MB |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     quills = {str(r["broker"]): rate(r) for r in results if r["name"] == "quills"}
     for r in results:
         got = rate(r)
         if got is None:
-            lines.append(f"| {r['name']} | {r['broker']} | - | - | {r['error']} | - | - |")
+            lines.append(f"| {r['name']} | {r['broker']} | - | - | {r['error']} | - | - | - |")
             continue
         mine = quills.get(str(r["broker"]))
         ratio = "-" if r["name"] == "quills" or not mine else f"{mine / got:.1f}x"
@@ -290,8 +292,10 @@ def report(
         # CPU of the whole consumer process (start-up and group join included) per event handled:
         # less sensitive than wall time to other work on the machine.
         cpu = f"{float(str(r['cpu'])) / events * 1e6:.1f}" if "cpu" in r else "-"
+        rss = f"{float(str(r['rss_mb'])):,.0f}" if "rss_mb" in r else "-"
         lines.append(
-            f"| {r['name']} | {r['broker']} | {events:,} | {seconds:.2f} | {got:,.0f} | {ratio} | {cpu} |"
+            f"| {r['name']} | {r['broker']} | {events:,} | {seconds:.2f} | {got:,.0f} | {ratio} | {cpu} "
+            f"| {rss} |"
         )
     lines.append("")
     for broker, target in (("kafka", 400_000), ("nats", 150_000)):

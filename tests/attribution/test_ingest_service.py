@@ -91,6 +91,34 @@ def test_an_event_and_a_batch_are_accepted_once_durable(ingest: Ingest) -> None:
     assert health["published_events"] >= 7 and health["broker_circuit"] == "closed"
 
 
+def test_pipelined_requests_are_answered_whole_and_in_order_and_close_comes_last(ingest: Ingest) -> None:
+    # The service writes each response at once (status line, headers and body in one write); requests
+    # sent back to back on one connection must still get complete answers, in order, and a request
+    # asking to close gets its answer before the connection closes.
+    import socket
+
+    port = int(ingest.url.rsplit(":", 1)[1])
+    key = ingest.key()["authorization"]
+    requests = b""
+    for i, app_event in enumerate(
+        event("com.example.one", event_type=t) for t in ("install", "session", "in_app")
+    ):
+        body = msgspec.json.encode(app_event)
+        close = b"connection: close\r\n" if i == 2 else b""
+        requests += (
+            b"POST /v1/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"authorization: %s\r\ncontent-length: %d\r\n%s\r\n%s" % (key.encode(), len(body), close, body)
+        )
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(requests)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    answers = received.split(b"HTTP/1.1 ")[1:]
+    assert [a[:3] for a in answers] == [b"202"] * 3
+    assert all(a.endswith(b'\r\n\r\n{"accepted":1}') for a in answers)
+
+
 @pytest.mark.parametrize(
     ("headers", "status", "error"),
     [

@@ -90,3 +90,32 @@ async def _test_a_hung_broker_times_out_then_the_circuit_opens_and_rejects_at_on
     assert loop.time() - started < 0.04 and len(broker.calls) == calls  # short-circuited
     assert 1 <= info.value.retry_after <= 2
     await publisher.close()
+
+
+def test_requests_arriving_while_the_first_lingers_share_its_flush() -> None:
+    asyncio.run(_test_requests_arriving_while_the_first_lingers_share_its_flush())
+
+
+async def _test_requests_arriving_while_the_first_lingers_share_its_flush() -> None:
+    broker = FakeBroker()
+    publisher = Publisher(broker.publish_raw, registry=quills.Registry(), linger=0.2)
+    publisher.start()
+    first = asyncio.ensure_future(publisher.publish({"sessions.v1": [b"a"]}, b"app"))
+    await asyncio.sleep(0.01)  # the flush loop took the first request and lingers
+    await asyncio.gather(first, publisher.publish({"sessions.v1": [b"b"]}, b"app"))
+    assert broker.calls == [("sessions.v1", 2)]
+    await publisher.close()
+
+
+def test_a_thousand_waiting_events_are_flushed_without_lingering() -> None:
+    asyncio.run(_test_a_thousand_waiting_events_are_flushed_without_lingering())
+
+
+async def _test_a_thousand_waiting_events_are_flushed_without_lingering() -> None:
+    broker = FakeBroker()
+    publisher = Publisher(broker.publish_raw, registry=quills.Registry(), linger=3600)
+    publisher.start()
+    # An hour's linger would fail this by pytest's timeout; enough events go out at once.
+    await publisher.publish({"installs.v1": [b"i"] * 1000}, b"app")
+    assert broker.calls == [("installs.v1", 1000)]
+    await publisher.close()

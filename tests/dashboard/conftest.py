@@ -107,5 +107,11 @@ def aggregator(instance: InstanceApp) -> Iterator[Aggregator]:
 
 @pytest.fixture
 def docs_dir() -> Path:
-    """The repository's docs/ folder (the screenshot goes there)."""
-    return Path(__file__).resolve().parents[2] / "docs"
+    """Where the screenshot goes: the gitignored ``build/`` folder, so a test run leaves the tree clean;
+    ``QUILLS_UPDATE_SCREENSHOT=1`` writes the repository's ``docs/`` copy instead (on purpose)."""
+    root = Path(__file__).resolve().parents[2]
+    if os.environ.get("QUILLS_UPDATE_SCREENSHOT") == "1":
+        return root / "docs"
+    build = root / "build"
+    build.mkdir(exist_ok=True)
+    return build

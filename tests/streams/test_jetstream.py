@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Install, consume, events, free_port, group_crash_scenario, rss_growth_scenario, unique
+from nats.js.api import StorageType, StreamConfig
 
 from quills.errors import PublishError
 from quills.streams import (
@@ -30,7 +31,7 @@ def test_published_messages_are_consumed_once_each_in_publish_order(nats_url: st
         backbone = await connect(nats_url)
         assert isinstance(backbone, NatsBackbone)
         topic = Topic(unique("orders"), Install)
-        # 2,500 is not a multiple of the 1,000-message atomic batch: the last batch is partial.
+        # 2,500 in one batch is more than the 2,000 messages written ahead of a flow acknowledgement.
         assert await backbone.publish_many(topic, events(0, 2_500)) == 2_500
         await backbone.close()
         return await consume(nats_url, topic, 2_500, ConsumerOptions(group=unique("g"), max_batch_size=700))
@@ -110,6 +111,82 @@ def test_replay_from_a_time(nats_url: str) -> None:
         return await consume(nats_url, topic, 20, options)
 
     assert [e.id for e in asyncio.run(scenario())] == list(range(30, 50))
+
+
+def test_concurrent_publishes_to_one_topic_are_all_stored_each_in_its_order(nats_url: str) -> None:
+    async def scenario() -> list[Install]:
+        backbone = await connect(nats_url)
+        topic = Topic(unique("concurrent"), Install)
+        counts = await asyncio.gather(
+            *(backbone.publish_many(topic, events(k * 3_000, (k + 1) * 3_000)) for k in range(8))
+        )
+        assert counts == [3_000] * 8
+        await backbone.close()
+        return await consume(nats_url, topic, 24_000, ConsumerOptions(group=unique("g")))
+
+    got = [e.id for e in asyncio.run(scenario())]
+    assert sorted(got) == list(range(24_000))
+    for k in range(8):
+        mine = [i for i in got if i // 3_000 == k]
+        assert mine == sorted(mine)
+
+
+def test_streams_quills_creates_are_s2_compressed_unless_turned_off(nats_url: str) -> None:
+    async def scenario() -> tuple[str, str, int]:
+        compressed, plain = await connect(nats_url), await connect(nats_url, nats_compression=False)
+        a, b = unique("s2"), unique("plain")
+        stored = await compressed.publish_many(Topic(a, Install), events(0, 100))
+        await plain.ensure_topic(b)
+        js = compressed.client.jetstream()
+        info_a = await js.stream_info(stream_name(a))
+        info_b = await js.stream_info(stream_name(b))
+        await compressed.close()
+        await plain.close()
+        return str(info_a.config.compression), str(info_b.config.compression), stored
+
+    assert asyncio.run(scenario()) == ("s2", "none", 100)
+
+
+def test_an_existing_stream_gets_batch_publishing_and_keeps_its_compression(nats_url: str) -> None:
+    async def scenario() -> tuple[list[Install], str]:
+        backbone = await connect(nats_url)
+        topic = Topic(unique("existing"), Install)
+        js = backbone.client.jetstream()
+        name = stream_name(topic.wire_name)
+        await js.add_stream(StreamConfig(name=name, subjects=[topic.wire_name], storage=StorageType.FILE))
+        await backbone.publish_many(topic, events(0, 50))
+        info = await js.stream_info(name)
+        await backbone.close()
+        got = await consume(nats_url, topic, 50, ConsumerOptions(group=unique("g")))
+        return got, str(info.config.compression)
+
+    got, compression = asyncio.run(scenario())
+    assert [e.id for e in got] == list(range(50))
+    assert compression == "none"
+
+
+def test_a_stream_refusing_batches_fails_the_publish_and_stores_nothing(nats_url: str) -> None:
+    async def scenario() -> tuple[list[str], int]:
+        backbone = await connect(nats_url)
+        topic = Topic(unique("refusing"), Install)
+        await backbone.ensure_topic(topic.wire_name)
+        js = backbone.client.jetstream()
+        info = await js.stream_info(stream_name(topic.wire_name))
+        info.config.allow_batched = False
+        await js.update_stream(info.config)
+        failures = []
+        for n in (1, 5, 3_000):
+            with pytest.raises(PublishError) as caught:
+                await backbone.publish_many(topic, events(0, n))
+            failures.append(str(caught.value))
+        stored = (await js.stream_info(stream_name(topic.wire_name))).state.messages
+        await backbone.close()
+        return failures, stored
+
+    failures, stored = asyncio.run(scenario())
+    assert stored == 0
+    assert failures[2].startswith("3000 of 3000 messages")
+    assert all("(the first 0 were, in order): batch publish is disabled" in f for f in failures)
 
 
 def test_sigkill_of_the_server_mid_publish_loses_no_acknowledged_message(tmp_path: Path) -> None:

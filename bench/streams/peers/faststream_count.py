@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from procstat import cpu_seconds, peak_rss_mb
 
 MODE, URL, TOPIC, N, GROUP = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 counts: Counter[str] = Counter()
@@ -96,7 +93,8 @@ async def main() -> None:
     print(
         json.dumps(
             {
-                "cpu": _cpu(),
+                "cpu": cpu_seconds(),
+                "rss_mb": peak_rss_mb(),
                 "events": state["seen"],
                 "seconds": finished - state["first"],
                 "with_join": finished - started,

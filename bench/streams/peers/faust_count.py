@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import faust
 
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from procstat import cpu_seconds, peak_rss_mb
 
 URL, TOPIC, N, GROUP, DATADIR = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 counts: Counter[str] = Counter()
@@ -48,7 +45,8 @@ async def count(stream: Any) -> None:
             print(
                 json.dumps(
                     {
-                        "cpu": _cpu(),
+                        "cpu": cpu_seconds(),
+                        "rss_mb": peak_rss_mb(),
                         "events": state["seen"],
                         "seconds": finished - state["first"],
                         "with_join": finished - state["started"],

@@ -6,19 +6,16 @@ Usage: quix_count.py BROKER_URL TOPIC N GROUP. Prints one JSON line.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from quixstreams import Application
 
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from procstat import cpu_seconds, peak_rss_mb
 
 URL, TOPIC, N, GROUP = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 counts: Counter[str] = Counter()
@@ -51,7 +48,8 @@ finished = time.perf_counter()
 print(
     json.dumps(
         {
-            "cpu": _cpu(),
+            "cpu": cpu_seconds(),
+            "rss_mb": peak_rss_mb(),
             "events": state["seen"],
             "seconds": finished - state["first"],
             "with_join": finished - started,

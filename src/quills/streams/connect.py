@@ -40,6 +40,7 @@ async def connect(
     data_dir: str | Path | None = None,
     port: int = 4222,
     kafka_config: dict[str, Any] | None = None,
+    nats_compression: bool = True,
 ) -> Backbone:
     """Connect to the message log.
 
@@ -50,6 +51,7 @@ async def connect(
         data_dir: the embedded server's data directory (default ``QUILLS_DATA_DIR`` or ``./.quills``).
         port: the embedded server's port, 1-65535 (default 4222).
         kafka_config: extra librdkafka settings for producer and consumers (TLS, SASL, ...).
+        nats_compression: NATS only: store the streams quills creates S2-compressed (default True).
 
     Raises ``ConfigError`` for a malformed URL or a taken port, ``StreamError`` if the broker is unreachable.
     """
@@ -63,7 +65,8 @@ async def connect(
         server = EmbeddedNats(where, port=port)
         await asyncio.to_thread(server.start)
         try:
-            return await NatsBackbone.connect(server.url, owned=None if server.reused else server)
+            owned = None if server.reused else server
+            return await NatsBackbone.connect(server.url, owned=owned, compression=nats_compression)
         except BaseException:
             await asyncio.to_thread(server.stop)
             raise
@@ -75,4 +78,5 @@ async def connect(
         return KafkaBackbone(hosts, producer_config=extra, consumer_config=extra)
     from quills.streams.jetstream import NatsBackbone
 
-    return await NatsBackbone.connect(",".join(f"nats://{h}" for h in hosts.split(",")))
+    urls = ",".join(f"nats://{h}" for h in hosts.split(","))
+    return await NatsBackbone.connect(urls, compression=nats_compression)

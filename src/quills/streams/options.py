@@ -63,11 +63,13 @@ class ConsumerOptions:
             ``max_batch_size`` this bounds what is in flight: the runtime holds one batch being handled and
             the client's prefetch buffer, which is capped at ``max_buffered_bytes``.
         max_buffered_bytes: the client's prefetch budget ahead of the handler, >= 1,024 (default 64 MiB).
-            On Kafka it is librdkafka's ``queued.max.messages.kbytes``; librdkafka also keeps whole fetch
-            responses alive while any of their messages is queued, so the process's resident memory is
-            several times this (about 450-550 MB with 4 partitions on tansu; flat over 10M events).
-            Lower it, or pass ``fetch.max.bytes``/``queued.min.messages`` in ``kafka_config``, to trade
-            throughput for memory. On NATS the look-ahead is one batch (``max_batch_bytes``).
+            On Kafka it is librdkafka's ``queued.max.messages.kbytes`` (payload bytes); the queue also stops
+            at two batches of messages (at least 100,000), whichever comes first, and overshoots by at
+            most one fetch (``fetch.max.bytes``: 1/64 of this, 1-50 MiB of compressed batches). librdkafka
+            adds a few hundred bytes per queued message, so with small events the count binds: the whole
+            consumer process stays near 140 MB RSS, flat over 10M events (tansu, 4 partitions). Override
+            these in ``kafka_config`` to trade memory for throughput or back. On NATS the look-ahead is
+            one batch (``max_batch_bytes``).
         retry_attempts: how many times a failing handler is retried before the batch is parked,
             0-1,000 (default 5).
         retry_backoff: first retry delay in seconds, doubled per attempt, 0-60 (default 0.1).

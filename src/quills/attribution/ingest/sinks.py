@@ -36,6 +36,9 @@ class Unavailable(Exception):
         self.retry_after = retry_after
 
 
+# A flush carrying this many events already spreads a broker round trip thin: no point lingering.
+_ENOUGH = 1000
+
 _Item = tuple[dict[str, list[bytes]], bytes, "asyncio.Future[None]"]
 
 
@@ -50,6 +53,11 @@ class Publisher:
             one after another (~10 ms each here), so more flushes in flight only queue at the server;
             fewer, larger flushes carry more events per commit.
         max_flush_events: most events one flush takes, 1..1e6 (default 20,000).
+        linger: seconds a flush waits for more requests to join it after the first arrives, unless
+            1,000 events are already waiting, 0..1 (default 0.005; 0 flushes at once). A broker round
+            trip costs the process ~100 us of CPU whatever its size, so under load, waiting a few
+            milliseconds to carry 50-100 single-event requests per flush instead of a handful saves
+            microseconds per event; it adds at most ``linger`` to a request's latency.
     """
 
     def __init__(
@@ -60,6 +68,7 @@ class Publisher:
         timeout: float = 3.0,
         max_in_flight: int = 4,
         max_flush_events: int = 20_000,
+        linger: float = 0.005,
     ) -> None:
         self._publish_raw = publish_raw
         self._command = quills.command(
@@ -78,6 +87,8 @@ class Publisher:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._max_flush_events = max_flush_events
+        self._linger = linger
+        self._full: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._flushes: set[asyncio.Task[None]] = set()
         self.published = 0
@@ -111,18 +122,33 @@ class Publisher:
         self._waiting.append((by_topic, key, fut))
         self._waiting_events += sum(map(len, by_topic.values()))
         self._wake.set()
+        full = self._full
+        if full is not None and self._waiting_events >= self._max_flush_events and not full.done():
+            full.set_result(None)
         await fut
 
     async def _loop(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self._linger > 0 and self._waiting_events < min(_ENOUGH, self._max_flush_events):
+                await self._gather_more()
             while self._waiting:
                 await self._slots.acquire()
                 items = self._take()
                 task = asyncio.get_running_loop().create_task(self._flush(items))
                 self._flushes.add(task)
                 task.add_done_callback(self._flushes.discard)
+
+    async def _gather_more(self) -> None:
+        loop = asyncio.get_running_loop()
+        full = self._full = loop.create_future()
+        timer = loop.call_later(self._linger, _settle, full)
+        try:
+            await full
+        finally:
+            timer.cancel()
+            self._full = None
 
     def _take(self) -> list[_Item]:
         if self._waiting_events <= self._max_flush_events:
@@ -168,6 +194,11 @@ class Publisher:
 
     async def _publish_topic(self, name: str, values: list[bytes], keys: list[bytes | None]) -> int:
         return await self._publish_raw(name, values, keys)
+
+
+def _settle(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _unavailable(exc: BaseException) -> Unavailable:

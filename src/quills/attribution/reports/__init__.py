@@ -6,17 +6,20 @@ from __future__ import annotations
 from quills.attribution.reports.app import serve
 from quills.attribution.reports.config import ReportsConfig
 from quills.attribution.reports.freshness import Completeness, covered_upto
-from quills.attribution.reports.handlers import device_hash, fold, parse_query, row_id
+from quills.attribution.reports.handlers import fold, parse_query, row_hash
 from quills.attribution.reports.messages import DIMENSIONS, METRICS, Fold, ReportQuery
-from quills.attribution.reports.sinks import apply_fold, run_report, schema
+from quills.attribution.reports.sinks import RowWriter, apply_fold, run_report, schema
+from quills.attribution.reports.sketch import DeviceUnion, device_digest
 
 __all__ = (
     "ReportsConfig",
     "serve",
     "fold",
     "Fold",
-    "row_id",
-    "device_hash",
+    "row_hash",
+    "device_digest",
+    "DeviceUnion",
+    "RowWriter",
     "parse_query",
     "ReportQuery",
     "DIMENSIONS",

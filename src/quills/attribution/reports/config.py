@@ -22,8 +22,9 @@ class ReportsConfig:
         db_url: aggregates, positions and keys (default ``QUILLS_DB``, else ``<data_dir>/quills.db``).
         broker_url: ``nats://`` or ``kafka://`` (default ``QUILLS_BROKER``; required).
         group: consumer group, one per deployment of the service (default ``reports``).
-        max_batch_size: events per batch, 1..1e6 (default 10,000).
-        max_wait: seconds a batch waits to fill, 0.001..60 (default 0.1).
+        max_batch_size: events per batch, 1..1e6 (default 50,000; a bigger batch folds more events into
+            each row it writes).
+        max_wait: seconds a batch waits to fill, 0.001..60 (default 0.25; adds to the reports lag).
         probe_interval: seconds between checks of ``data_complete_until``, 0.01..60 (default 0.25).
         keys_reload_interval: seconds between key ring reloads, 0.1..3600 (default 5).
     """
@@ -34,8 +35,8 @@ class ReportsConfig:
     db_url: str = ""
     broker_url: str = ""
     group: str = "reports"
-    max_batch_size: int = 10_000
-    max_wait: float = 0.1
+    max_batch_size: int = 50_000
+    max_wait: float = 0.25
     probe_interval: float = 0.25
     keys_reload_interval: float = 5.0
 
@@ -55,12 +56,23 @@ class ReportsConfig:
 
     @classmethod
     def from_env(cls, **overrides: object) -> ReportsConfig:
-        """Defaults, then ``QUILLS_DATA_DIR``/``QUILLS_DB``/``QUILLS_BROKER``, then non-None ``overrides``."""
+        """Defaults, then ``QUILLS_DATA_DIR``/``QUILLS_DB``/``QUILLS_BROKER`` and the batching knobs
+        ``QUILLS_REPORTS_MAX_BATCH_SIZE``/``QUILLS_REPORTS_MAX_WAIT``/``QUILLS_REPORTS_PROBE_INTERVAL``,
+        then non-None ``overrides``."""
         values: dict[str, object] = {
             "data_dir": os.environ.get("QUILLS_DATA_DIR") or ".quills",
             "db_url": os.environ.get("QUILLS_DB") or "",
             "broker_url": os.environ.get("QUILLS_BROKER") or "",
         }
+        for name, kind in (("max_batch_size", int), ("max_wait", float), ("probe_interval", float)):
+            text = os.environ.get(f"QUILLS_REPORTS_{name.upper()}")
+            if text:
+                try:
+                    values[name] = kind(text)
+                except ValueError:
+                    raise ConfigError(
+                        f"QUILLS_REPORTS_{name.upper()} must be a number, got {text!r}"
+                    ) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         if not values["db_url"]:
             values["db_url"] = str(Path(str(values["data_dir"])) / "quills.db")

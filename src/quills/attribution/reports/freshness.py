@@ -3,15 +3,21 @@
 Reads: the broker's last sequence of each topic; the consumer positions stored with the aggregates.
 Writes: nothing (keeps the answer in memory).
 
-Definition. Every ``probe_interval`` the service notes the wall time ``t`` and then asks the broker for
-each topic's last stored sequence ``s(t)``. An event that got its 202 before ``t`` was stored before
-``t``, so its sequence is at most ``s(t)``. Once the stored positions (committed in the same transaction
-as the aggregates) cover every sequence of each topic from its first up to ``s(t)``, every event
-accepted before ``t`` is in the reports: ``data_complete_until = t``, the latest such ``t``. It is a
-lower bound: events accepted after it may already be included too. After a restart it is unknown (null)
-until the first probe is covered. The lag of the reports is ``now - data_complete_until``.
+Definition. After every commit of a batch, and at least every ``probe_interval``, the service notes
+the wall time ``t`` and then asks the broker for each topic's last stored sequence ``s(t)``. An event
+that got its 202 before ``t`` was stored before ``t``, so its sequence is at most ``s(t)``. Once the
+stored positions (committed in the same transaction as the aggregates) cover every sequence of each
+topic from its first up to ``s(t)``, every event accepted before ``t`` is in the reports:
+``data_complete_until = t``, the latest such ``t``. It is a lower bound: events accepted after it may
+already be included too. After a restart it is unknown (null) until the first probe is covered. The
+lag of the reports is ``now - data_complete_until``.
 
-NATS JetStream only (the embedded default): on Kafka it would need the high watermarks and is null.
+Probing after each commit (not only on a timer) means a covered probe is found as soon as the batch
+that covers it is stored: the lag is about one batch (fetch wait plus fold and commit), not that plus
+a probe interval.
+
+NATS JetStream only (the embedded default): on Kafka it would need each partition's end offset from
+the streams toolkit (``Backbone`` has no such call yet) and is null.
 """
 
 from __future__ import annotations
@@ -19,11 +25,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Generic, TypeVar
 
 import msgspec
 
-__all__ = ("Completeness", "covered_upto")
+from quills.streams import Claim, Sink
+
+R = TypeVar("R")
+
+__all__ = ("Completeness", "NotifyingSink", "covered_upto")
 
 _RANGES = msgspec.json.Decoder(list[tuple[int, int]])
 
@@ -65,7 +76,15 @@ class Completeness:
         self._read_positions = read_positions
         self._history: deque[tuple[int, Bounds]] = deque(maxlen=max_history)
         self._now_ms = now_ms
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.complete_until_ms: int | None = None
+
+    def notify(self) -> None:
+        """A batch was committed: probe now rather than at the next interval (callable from any thread)."""
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            loop.call_soon_threadsafe(wake.set)
 
     def lag_seconds(self) -> float | None:
         """Seconds between now and ``data_complete_until`` (None while unknown)."""
@@ -97,10 +116,35 @@ class Completeness:
             self.complete_until_ms = best
 
     async def run(self, interval: float) -> None:
-        """Probe every ``interval`` seconds until cancelled (a failed probe is retried next time)."""
+        """Probe after every ``notify()`` and at least every ``interval`` seconds, until cancelled (a
+        failed probe is retried next time)."""
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         while True:
+            self._wake.clear()
             try:
                 await self.probe()
             except Exception:
                 pass
-            await asyncio.sleep(interval)
+            try:
+                await asyncio.wait_for(self._wake.wait(), interval)
+            except TimeoutError:
+                pass
+
+
+class NotifyingSink(Generic[R]):
+    """A ``Sink`` that calls ``on_commit()`` after each successful commit of the sink it wraps, so the
+    stored positions are compared with the broker as soon as they move."""
+
+    def __init__(self, sink: Sink[R], on_commit: Callable[[], None]) -> None:
+        self._sink = sink
+        self._on_commit = on_commit
+
+    def positions(self, group: str, keys: Sequence[str] | None = None) -> dict[str, str]:
+        return self._sink.positions(group, keys)
+
+    def commit(self, group: str, result: R, claim: Claim) -> None:
+        self._sink.commit(group, result, claim)
+        self._on_commit()
+
+    def close(self) -> None:
+        self._sink.close()

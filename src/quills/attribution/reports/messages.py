@@ -6,7 +6,7 @@ import datetime as dt
 
 import msgspec
 
-__all__ = ("DIMENSIONS", "METRICS", "ReportQuery", "Fold")
+__all__ = ("DIMENSIONS", "METRICS", "ReportQuery", "RowKey", "Fold")
 
 DIMENSIONS = (
     "date",
@@ -38,9 +38,13 @@ class ReportQuery(msgspec.Struct, frozen=True, kw_only=True):
     format: str
 
 
-class Fold(msgspec.Struct, frozen=True, kw_only=True):
-    """One batch folded: per aggregate row ``row_id -> (dimensions, events, revenue_usd_micros)``, and the
-    ``(row_id, device_hash)`` pairs seen."""
+RowKey = tuple[str, int, str, str, str, str, str, str]
+"""An aggregate row's key: app, UTC hour (epoch hours), platform, media source, campaign, country, event
+type, lower-cased event name (``""`` for no campaign or no name)."""
 
-    rows: dict[int, tuple[tuple[str, int, str, str, str, str, str, str], int, int]]
-    devices: list[tuple[int, int]]
+
+class Fold(msgspec.Struct, frozen=True, kw_only=True):
+    """One batch folded: per aggregate row ``key -> (events, revenue_usd_micros, device digests)``, the
+    digests being the 8-byte hashes of the row's distinct devices in the batch, concatenated."""
+
+    rows: dict[RowKey, tuple[int, int, bytes]]
