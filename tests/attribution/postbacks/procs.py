@@ -20,18 +20,21 @@ RECEIVER = str(Path(__file__).with_name("receiver.py"))
 class ReceiverProcess:
     """``receiver.py`` on a free port; ``received()`` lists what arrived."""
 
-    def __init__(self, directory: Path, name: str, mode: str = "ok") -> None:
+    def __init__(
+        self, directory: Path, name: str, mode: str = "ok", *, tls: tuple[Path, Path] | None = None
+    ) -> None:
         self.port = free_port()
         self.log = directory / f"{name}.jsonl"
         self.log.touch()
         self.name = name
         self.mode = mode
+        self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         argv = [
@@ -44,6 +47,8 @@ class ReceiverProcess:
             "--mode",
             self.mode,
         ]
+        if self.tls:
+            argv += ["--tls", str(self.tls[0]), str(self.tls[1])]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.port, 30, self.proc)
 
@@ -54,7 +59,7 @@ class ReceiverProcess:
 
     def set_mode(self, mode: str) -> None:
         self.mode = mode
-        httpx.post(f"{self.url}/_mode/{mode}", timeout=5)
+        httpx.post(f"{self.url}/_mode/{mode}", timeout=5, verify=False)
 
     def received(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]

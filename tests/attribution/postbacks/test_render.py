@@ -7,7 +7,15 @@ from urllib.parse import parse_qs, urlsplit
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quills.attribution.postbacks import encode_value, evaluate, postback_id
+from quills.attribution.config.template import MACROS
+from quills.attribution.postbacks import (
+    encode_value,
+    evaluate,
+    macro_values,
+    postback_id,
+    render_event_url,
+    render_url,
+)
 
 from .factories import NOW, event, index, rule
 
@@ -94,3 +102,46 @@ def test_body_values_are_json_escaped() -> None:
     assert d.body is not None
     assert json.loads(d.body) == {"click": 'say "hi"\n', "ua": ""}
     assert d.headers["Content-Type"] == "application/json"
+
+
+_EVERY_MACRO = (
+    "https://a.example/p%41th/{click_id}?"
+    + "&".join(f"{name}={{{name}}}" for name in sorted(MACROS))
+    + "&h={sha1:device_id}&m={md5:idfa}&raw={raw:campaign}&lit=100%25"
+)
+
+_texts = st.none() | st.text(max_size=12)
+
+
+@given(
+    fields=st.fixed_dictionaries(
+        {
+            "click_id": _texts,
+            "advertising_id": _texts,
+            "idfa": _texts,
+            "device_id": st.text(max_size=12),
+            "campaign": _texts,
+            "af_adset": _texts,
+            "event_name": _texts,
+            "event_value": _texts,
+            "event_revenue": st.none() | st.floats(allow_nan=False),
+            "event_revenue_currency": _texts,
+            "is_retargeting": st.booleans(),
+            "install_time": st.none() | st.integers(0, 2**41),
+            "user_agent": _texts,
+        }
+    ),
+    send_revenue=st.sampled_from(["none", "values_only", "values_and_revenue"]),
+    strip=st.booleans(),
+)
+def test_the_one_pass_url_is_the_url_of_the_macro_values(
+    fields: dict[str, object], send_revenue: str, strip: bool
+) -> None:
+    """render_event_url (what evaluate uses) renders exactly what macro_values + render_url render."""
+    compiled = index([rule(url_template=_EVERY_MACRO, send_revenue=send_revenue)]).by_app["app1"][0]
+    e = event(**fields)
+    pid = postback_id("r1", e.event_id)
+    values = macro_values(e, compiled, pid, strip=strip)
+    assert render_event_url(e, compiled, pid, strip=strip) == render_url(
+        compiled.url, values, drop_missing=False
+    )

@@ -23,6 +23,7 @@ from quills.attribution.postbacks.render import (
     macro_values,
     postback_id,
     render_body,
+    render_event_url,
     render_url,
 )
 from quills.attribution.postbacks.sender import Sender
@@ -43,6 +44,7 @@ __all__ = (
     "retry_after_seconds",
     "macro_values",
     "render_url",
+    "render_event_url",
     "render_body",
     "encode_value",
     "postback_id",

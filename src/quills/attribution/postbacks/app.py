@@ -137,4 +137,3 @@ async def serve(config: PostbacksConfig) -> None:
         await backbone.close()
         sink.close()
         await asyncio.to_thread(deliveries.close)
-        await asyncio.to_thread(sender.recorder.close)

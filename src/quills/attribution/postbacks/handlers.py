@@ -15,7 +15,13 @@ from dataclasses import dataclass
 
 from quills.attribution.config.index import CompiledRule, RuleIndex
 from quills.attribution.postbacks.messages import Delivery, PostbackEvent
-from quills.attribution.postbacks.render import macro_values, postback_id, render_body, render_url
+from quills.attribution.postbacks.render import (
+    macro_values,
+    postback_id,
+    render_body,
+    render_event_url,
+    render_url,
+)
 
 __all__ = (
     "matches",
@@ -30,25 +36,36 @@ __all__ = (
 _DAY_MS = 86_400_000
 
 
-def is_restricted(event: PostbackEvent, compiled: CompiledRule) -> bool:
-    """Whether privacy applies: limit-ad-tracking, iOS without ATT ``authorized``, or a restricted partner."""
-    if compiled.partner.restricted or event.is_lat:
+def _private(event: PostbackEvent) -> bool:
+    # the event's own part of is_restricted (the same for every rule)
+    if event.is_lat:
         return True
     if event.att is not None:
         return event.att != "authorized"
     return event.platform == "ios"
 
 
+def _organic(event: PostbackEvent) -> bool:
+    return event.is_organic or event.media_source == "organic"
+
+
+def is_restricted(event: PostbackEvent, compiled: CompiledRule) -> bool:
+    """Whether privacy applies: limit-ad-tracking, iOS without ATT ``authorized``, or a restricted partner."""
+    return compiled.partner.restricted or _private(event)
+
+
 def matches(event: PostbackEvent, compiled: CompiledRule) -> bool:
     """Whether ``compiled`` fires for ``event`` (before privacy)."""
-    if event.event_type not in compiled.event_types:
-        return False
+    return event.event_type in compiled.event_types and _fires(event, compiled, _organic(event))
+
+
+def _fires(event: PostbackEvent, compiled: CompiledRule, organic: bool) -> bool:
+    # matches() once the event type is known to be one of the rule's (evaluate looks rules up by type)
     if event.event_type == "in_app":
         names = compiled.event_names
         if names is not None and event.event_name not in names:
             return False
     scope = compiled.rule.scope
-    organic = event.is_organic or event.media_source == "organic"
     if scope == "attributed_to_partner":
         if organic or event.media_source not in compiled.sources:
             return False
@@ -78,16 +95,22 @@ def evaluate(index: RuleIndex, events: Iterable[PostbackEvent], now_ms: int) -> 
         rules = by_type.get((event.app_id, event.event_type))
         if not rules:
             continue
+        # what is the same for every rule of the event, once (rules were looked up by its type)
+        organic, private = _organic(event), _private(event)
         for compiled in rules:
-            if not matches(event, compiled):
+            if not _fires(event, compiled, organic):
                 continue
             rule = compiled.rule
-            restricted = is_restricted(event, compiled)
+            restricted = private or compiled.partner.restricted
             if restricted and rule.privacy_mode == "drop":
                 continue
             pid = postback_id(rule.rule_id, event.event_id)
-            values = macro_values(event, compiled, pid, strip=restricted)
-            body = render_body(compiled.body, values) if compiled.body is not None else None
+            if compiled.body is None and rule.missing != "drop":
+                url, body = render_event_url(event, compiled, pid, strip=restricted), None
+            else:
+                values = macro_values(event, compiled, pid, strip=restricted)
+                url = render_url(compiled.url, values, drop_missing=rule.missing == "drop")
+                body = render_body(compiled.body, values) if compiled.body is not None else None
             out.append(
                 Delivery(
                     postback_id=pid,
@@ -96,7 +119,7 @@ def evaluate(index: RuleIndex, events: Iterable[PostbackEvent], now_ms: int) -> 
                     app_id=event.app_id,
                     event_id=event.event_id,
                     method=rule.method,
-                    url=render_url(compiled.url, values, drop_missing=rule.missing == "drop"),
+                    url=url,
                     body=body,
                     headers=compiled.headers,
                     timeout_s=compiled.timeout_s,

@@ -54,8 +54,11 @@ class PostbackEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     event_revenue_usd: float | None = None
 
 
-class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+class Delivery(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One postback to send: who, what, and when (epoch ms)."""
+
+    # gc=False: evaluation makes one per match, and its fields (strings, numbers, a dict of strings) can
+    # form no reference cycle, so the cycle collector need not track them
 
     postback_id: str
     rule_id: str

@@ -16,6 +16,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
 from quills.attribution.config.index import CompiledRule
@@ -28,15 +29,27 @@ from quills.attribution.config.template import (
 )
 from quills.attribution.postbacks.messages import PostbackEvent
 
-__all__ = ("macro_values", "render_url", "render_body", "encode_value", "postback_id")
+__all__ = ("macro_values", "render_url", "render_event_url", "render_body", "encode_value", "postback_id")
 
 _blake = hashlib.blake2b
-_UNRESERVED = re.compile(r"[A-Za-z0-9_.\-]*\Z").match
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.\-]*").fullmatch  # fullmatch: a third of the time of match + \Z
+
+
+_rule_states: dict[str, Any] = {}
 
 
 def postback_id(rule_id: str, event_id: str) -> str:
-    """The idempotency key of (rule, event): 128 bits of BLAKE2b, hex; the same forever."""
-    return _blake(f"{rule_id}\x1f{event_id}".encode(), digest_size=16).hexdigest()
+    """The idempotency key of (rule, event): 128 bits of BLAKE2b of ``rule_id + "\\x1f" + event_id``, hex;
+    the same forever."""
+    # the hash state after the rule's part, copied per event: a third cheaper than hashing it all anew
+    state = _rule_states.get(rule_id)
+    if state is None:
+        if len(_rule_states) >= 65536:
+            _rule_states.clear()
+        state = _rule_states[rule_id] = _blake(f"{rule_id}\x1f".encode(), digest_size=16)
+    h = state.copy()
+    h.update(event_id.encode())
+    return str(h.hexdigest())
 
 
 def encode_value(value: str) -> str:
@@ -129,7 +142,11 @@ def _value(part: Part, values: dict[str, str | None], escape: Callable[[str], st
     value = values.get(part.macro)
     if not value:
         return None
-    modifier = part.modifier
+    return _modified(part.modifier, value, escape)
+
+
+def _modified(modifier: str, value: str, escape: Callable[[str], str]) -> str:
+    """``value`` rendered through ``modifier`` (none: ``escape``d; sha1/md5: hex digest; raw: as is)."""
     if not modifier:
         return escape(value)
     if modifier == "sha1":
@@ -179,6 +196,115 @@ def render_url(template: Template, values: dict[str, str | None], *, drop_missin
             continue
         params.append(_join(param, values, encode_value))
     return url + "&".join(params)
+
+
+# one macro of a URL: (getter, attribute to read instead of calling it or "", flags, modifier)
+_Step = tuple[Getter, str, int, str]
+_BLOCKED_IF_STRIPPED, _SILENCED, _TRUSTED, _REPEATS, _PID = 1, 2, 4, 8, 16
+# values we make ourselves (hex, digits, true/false): never need percent-encoding
+_TRUSTED_MACROS = frozenset(("timestamp", "install_unix_ts", "is_retargeting"))
+# values shared by many events (names, not ids): their encoding is looked up, not recomputed
+_REPEATING_MACROS = frozenset(
+    (
+        "app_id platform event_type event_name currency country_code os_version device_model media_source "
+        "campaign campaign_id adset ad site_id attributed_touch_type"
+    ).split()
+)
+# macros that read one event field (else: the getter)
+_FIELDS = {
+    "click_id": "click_id",
+    "advertising_id": "advertising_id",
+    "idfa": "idfa",
+    "idfv": "idfv",
+    "device_id": "device_id",
+    "customer_user_id": "customer_user_id",
+    "app_id": "app_id",
+    "platform": "platform",
+    "event_type": "event_type",
+    "event_value": "event_value",
+    "country_code": "country_code",
+    "ip": "ip",
+    "user_agent": "user_agent",
+    "os_version": "os_version",
+    "device_model": "device_model",
+    "media_source": "media_source",
+    "campaign": "campaign",
+    "campaign_id": "af_c_id",
+    "adset": "af_adset",
+    "ad": "af_ad",
+    "site_id": "af_siteid",
+    "attributed_touch_type": "attributed_touch_type",
+}
+_plans: dict[int, tuple[CompiledRule, str, tuple[_Step, ...]]] = {}
+_encoded: dict[str, str] = {}
+
+
+def _url_plan(compiled: CompiledRule) -> tuple[str, tuple[_Step, ...]]:
+    """The rule's URL as a ``%`` format (its text, ``%`` doubled, and ``%s`` per macro) and its macros."""
+    # keyed by identity, holding the rule so that its id is not reused while cached
+    known = _plans.get(id(compiled))
+    if known is not None and known[0] is compiled:
+        return known[1], known[2]
+    silenced = compiled.rule.send_revenue == "none"
+    text: list[str] = []
+    steps: list[_Step] = []
+    for part in compiled.url.flat:
+        macro = part.macro
+        if not macro:
+            text.append(part.text.replace("%", "%%"))
+            continue
+        text.append("%s")
+        flags = _BLOCKED_IF_STRIPPED if macro in PERSONAL_MACROS else 0
+        if silenced and (macro in REVENUE_MACROS or macro in VALUE_MACROS):
+            flags |= _SILENCED
+        if macro in _TRUSTED_MACROS:
+            flags |= _TRUSTED
+        if macro in _REPEATING_MACROS:
+            flags |= _REPEATS
+        if macro == "postback_id":
+            flags |= _PID | _TRUSTED
+        steps.append((_GETTERS[macro], _FIELDS.get(macro, ""), flags, part.modifier))
+    fmt, plan = "".join(text), tuple(steps)
+    if len(_plans) >= 65536:
+        _plans.clear()
+    _plans[id(compiled)] = (compiled, fmt, plan)
+    return fmt, plan
+
+
+def _encode_repeating(value: str) -> str:
+    encoded = _encoded.get(value)
+    if encoded is None:
+        encoded = value if _UNRESERVED(value) else _quote(value)
+        if len(_encoded) >= 65536:
+            _encoded.clear()
+        _encoded[value] = encoded
+    return encoded
+
+
+def render_event_url(event: PostbackEvent, compiled: CompiledRule, pid: str, *, strip: bool) -> str:
+    """``render_url(compiled.url, macro_values(event, compiled, pid, strip=strip), drop_missing=False)``
+    in one pass, without the dict of values (the common case: most of evaluation's time)."""
+    fmt, steps = _url_plan(compiled)
+    out: list[str] = []
+    for getter, field, flags, modifier in steps:
+        if flags & _SILENCED or (strip and flags & _BLOCKED_IF_STRIPPED):
+            out.append("")
+            continue
+        raw = pid if flags & _PID else getattr(event, field) if field else getter(event, compiled, pid)
+        value = raw if isinstance(raw, str) else _text(raw)
+        if not value:
+            out.append("")
+        elif modifier:
+            out.append(_modified(modifier, value, encode_value))
+        elif flags & _TRUSTED:
+            out.append(value)
+        elif flags & _REPEATS:
+            out.append(_encoded.get(value) or _encode_repeating(value))
+        elif _UNRESERVED(value):
+            out.append(value)
+        else:
+            out.append(_quote(value))
+    return fmt % tuple(out)
 
 
 def _json_escape(value: str) -> str:

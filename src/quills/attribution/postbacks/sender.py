@@ -87,12 +87,10 @@ class Sender:
         self._wake = asyncio.Event()
         self._stop = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._flushing: asyncio.Future[None] | None = None
-        # a second connection, so recording attempts never waits for a pick to finish (and vice versa)
-        self.recorder = DeliveryStore(store.db)
 
     def command(self, partner: Partner) -> Any:
-        """The partner's command (built on first use; rebuilt options follow partner changes)."""
+        """The partner's command, as the coroutine function to await (built on first use; its options
+        follow partner changes)."""
         known = self._commands.get(partner.partner_id)
         if known is not None and known[0] == partner:
             return known[1]
@@ -117,8 +115,10 @@ class Sender:
                 self.registry.configure(
                     name, max_concurrent=partner.max_concurrent, timeout=partner.timeout_s
                 )
-        self._commands[partner.partner_id] = (partner, cmd)
-        return cmd
+        # await the command's own call (``AsyncCommand.execute``): the same call without one more coroutine
+        call = getattr(cmd, "execute", cmd)
+        self._commands[partner.partner_id] = (partner, call)
+        return call
 
     def wake(self) -> None:
         """Look for due deliveries now (new ones were stored)."""
@@ -132,51 +132,44 @@ class Sender:
         """Pick, send and record until ``stop()``; in-flight sends finish (or are recorded later as due)."""
         try:
             while not self._stop:
-                picked = await self._pick()
-                # recording runs beside the next pick (its own connection), one flush at a time
-                if self._results and (self._flushing is None or self._flushing.done()):
-                    self._flushing = asyncio.ensure_future(self._flush())
-                if not picked:
+                if not await self._round():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.tick)
                     self._wake.clear()
         finally:
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=5)
-            if self._flushing is not None:
-                await self._flushing
-            await self._flush()
+            await self._round(pick=False)
 
-    async def _pick(self) -> int:
+    async def _round(self, *, pick: bool = True) -> int:
+        """Record the attempts that finished and pick what is due for the lanes with room: one
+        transaction, one trip to a thread. Returns how many deliveries were picked."""
         index = self.rules()
         now = time.time()
         wants: dict[str, int] = {}
-        for pid, partner in index.partners.items():
+        for pid, partner in index.partners.items() if pick else ():
             if not partner.enabled or self.parked_until.get(pid, 0) > now:
                 continue
             self._lane[pid] = partner.max_concurrent
             room = partner.max_concurrent - self.in_flight.get(pid, 0)
             if room > 0:
                 wants[pid] = room
-        if not wants:
+        results, self._results = self._results, []
+        if not wants and not results:
             return 0
-        due = await asyncio.to_thread(self.store.pick, wants, int(now * 1000), self.lease_ms)
+        try:
+            due = await asyncio.to_thread(self.store.cycle, results, wants, int(now * 1000), self.lease_ms)
+        except Exception as exc:  # the leases run out and the deliveries come due again: nothing lost
+            log.warning("recording %d attempts and picking failed: %r", len(results), exc)
+            return 0
+        loop = asyncio.get_running_loop()
         for d in due:
             partner = index.partners[d.partner_id]
             self.in_flight[d.partner_id] = self.in_flight.get(d.partner_id, 0) + 1
-            task = asyncio.get_running_loop().create_task(self._attempt(d, self.command(partner)))
+            task = loop.create_task(self._attempt(d, self.command(partner)))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return len(due)
-
-    async def _flush(self) -> None:
-        if not self._results:
-            return
-        results, self._results = self._results, []
-        try:
-            await asyncio.to_thread(self.recorder.record, results, int(time.time() * 1000))
-        except Exception as exc:  # the leases run out and the deliveries come due again: nothing lost
-            log.warning("recording %d attempts failed: %r", len(results), exc)
 
     async def _attempt(self, due: Due, command: Any) -> None:
         started = time.perf_counter()

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import msgspec
 
@@ -29,8 +28,15 @@ SCHEMA = (
     "max_attempts INTEGER NOT NULL, attempts INTEGER NOT NULL, status TEXT NOT NULL, "
     "created_ms BIGINT NOT NULL, next_attempt_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL, "
     "last_status INTEGER, last_error TEXT, updated_ms BIGINT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, partner_id, next_attempt_ms)",
-    "CREATE INDEX IF NOT EXISTS deliveries_app ON deliveries (app_id, status)",
+    # what the sender picks from: pending deliveries only, so it stays as small as the backlog (a row
+    # leaves it when sent or given up) however long the history grows; replaces deliveries_due
+    "DROP INDEX IF EXISTS deliveries_due",
+    "CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (partner_id, next_attempt_ms) "
+    "WHERE status = 'pending'",
+    # an app's deliveries, newest first (the delivery log); status is not in it, so a status change does
+    # not rewrite it; replaces deliveries_app (app_id, status)
+    "DROP INDEX IF EXISTS deliveries_app",
+    "CREATE INDEX IF NOT EXISTS deliveries_app_created ON deliveries (app_id, created_ms)",
     "CREATE TABLE IF NOT EXISTS delivery_attempts (postback_id TEXT NOT NULL, attempt INTEGER NOT NULL, "
     "rule_id TEXT NOT NULL, partner_id TEXT NOT NULL, app_id TEXT NOT NULL, url TEXT NOT NULL, "
     "status_code INTEGER, outcome TEXT NOT NULL, latency_ms DOUBLE PRECISION NOT NULL, "
@@ -46,23 +52,44 @@ _INSERT = (
     "timeout_s, max_attempts, attempts, status, created_ms, next_attempt_ms, expires_ms, updated_ms) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'pending', ?, ?, ?, ?) ON CONFLICT (postback_id) DO NOTHING"
 )
+_LOG_ATTEMPT = (
+    "INSERT INTO delivery_attempts (postback_id, attempt, rule_id, partner_id, app_id, url, "
+    "status_code, outcome, latency_ms, at_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT DO NOTHING"
+)
+_SET_STATE = (
+    "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_ms = ?, last_status = ?, "
+    "last_error = ?, updated_ms = ? WHERE postback_id = ?"
+)
 _headers_json = msgspec.json.Encoder()
+_decode_headers = msgspec.json.Decoder(dict[str, str]).decode
+_NO_HEADERS: dict[str, str] = {}
+
+
+def _looks_secret(name: str) -> bool:
+    lower = unquote_plus(name).lower()
+    return any(w in lower for w in _SECRET_WORDS)
 
 
 def redact(url: str) -> str:
-    """``url`` without secrets: no user info, and ``***`` for query values whose names look secret."""
+    """``url`` without secrets: no user info, no fragment, and ``***`` for query values whose names look
+    secret; everything else exactly as it was sent."""
+    url = url.partition("#")[0]
+    lower = url.lower()
+    # most URLs name no secret anywhere: one scan of the string instead of a parse (this runs per attempt)
+    if "@" not in url and not any(w in lower for w in _SECRET_WORDS):
+        return url
     try:
         split = urlsplit(url)
-        query = [
-            (k, "***" if any(w in k.lower() for w in _SECRET_WORDS) else v)
-            for k, v in parse_qsl(split.query, keep_blank_values=True)
-        ]
-        netloc = split.hostname or ""
-        if split.port:
-            netloc += f":{split.port}"
-        return urlunsplit((split.scheme, netloc, split.path, urlencode(query), ""))
+        split.port  # noqa: B018 - raises ValueError for a bad port, like the sender would
     except ValueError:
         return "<invalid url>"
+    netloc = split.netloc.rpartition("@")[2]
+    query = "&".join(
+        f"{p.partition('=')[0]}=***" if _looks_secret(p.partition("=")[0]) else p
+        for p in split.query.split("&")
+    )
+    return urlunsplit((split.scheme, netloc, split.path, query, ""))
 
 
 def _rows(deliveries: Sequence[Delivery]) -> list[tuple[Any, ...]]:
@@ -104,9 +131,11 @@ def apply_deliveries(db: Database) -> Any:
     return apply
 
 
-@dataclass(frozen=True, slots=True)
-class Due:
-    """A delivery picked for an attempt (its lease is held until ``lease_ms``)."""
+class Due(msgspec.Struct, frozen=True, gc=False):
+    """A delivery picked for an attempt (leased: hidden from other pickers until its lease ends).
+
+    A msgspec struct (not a dataclass) because one is made per delivery, and untracked by the cycle
+    collector (``gc=False``): its fields cannot form a cycle."""
 
     postback_id: str
     rule_id: str
@@ -122,8 +151,7 @@ class Due:
     expires_ms: int
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
+class Attempt(msgspec.Struct, frozen=True, gc=False):
     """What happened to one ``Due``: ``attempt`` (0 = parked, no attempt made), the new status and time."""
 
     due: Due
@@ -142,10 +170,17 @@ class DeliveryStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._conn: Any = None
+        self._pick_sql: str | None = None
+        self._decoded: dict[str, dict[str, str]] = {}
 
     def _connection(self) -> Any:
         if self._conn is None:
             self._conn = self.db.connect()
+            if not self.db.is_postgres:
+                # WAL without an fsync per commit: a killed process loses nothing (the WAL is written
+                # before COMMIT returns); only a power cut can roll back the last transactions, which
+                # then resends what was sent (partners dedupe on postback_id) or re-leases a delivery
+                self._conn.execute("PRAGMA synchronous=NORMAL")
         return self._conn
 
     def close(self) -> None:
@@ -168,61 +203,75 @@ class DeliveryStore:
         return out
 
     def pick(self, wants: dict[str, int], now_ms: int, lease_ms: int) -> list[Due]:
-        """Up to ``wants[partner]`` due pending deliveries per partner, leased until ``now + lease_ms``
-        (each also at least its own timeout), oldest first."""
-        lock = " FOR UPDATE SKIP LOCKED" if self.db.is_postgres else ""
-        select = self.db.sql(
-            "SELECT postback_id, rule_id, partner_id, app_id, method, url, body, headers, timeout_s, "
-            "max_attempts, attempts, expires_ms FROM deliveries WHERE status = 'pending' AND partner_id = ? "
-            f"AND next_attempt_ms <= ? ORDER BY next_attempt_ms LIMIT ?{lock}"
-        )
-        update = self.db.sql("UPDATE deliveries SET next_attempt_ms = ? WHERE postback_id = ?")
+        """Up to ``wants[partner]`` due pending deliveries per partner (the longest due first), leased until
+        ``now + lease_ms`` (each also at least twice its own timeout): one statement per partner."""
+        return self.cycle((), wants, now_ms, lease_ms)
+
+    def record(self, attempts: Sequence[Attempt], now_ms: int) -> None:
+        """Store attempts and the new state of their deliveries, in one transaction."""
+        if attempts:
+            self.cycle(attempts, {}, now_ms, 0)
+
+    def cycle(
+        self, attempts: Sequence[Attempt], wants: dict[str, int], now_ms: int, lease_ms: int
+    ) -> list[Due]:
+        """``record(attempts)`` then ``pick(wants)``, in one transaction: the sender's one trip to the
+        database per round (recorded first, so a delivery just given a retry time is not picked)."""
+        log_rows, updates = self._attempt_rows(attempts, now_ms)
+        wanted = [(partner, n) for partner, n in wants.items() if n > 0]
+        if not updates and not wanted:
+            return []
+        insert, update, lease = self.db.sql(_LOG_ATTEMPT), self.db.sql(_SET_STATE), self._lease_sql()
+        headers_of = self._headers
 
         def run(cur: Any) -> list[Due]:
+            if log_rows:
+                cur.executemany(insert, log_rows)
+            if updates:
+                cur.executemany(update, updates)
             picked: list[Due] = []
-            for partner, n in wants.items():
-                if n <= 0:
-                    continue
-                for row in cur.execute(select, (partner, now_ms, n)).fetchall():
-                    headers = msgspec.json.decode(row[7]) if row[7] else {}
-                    picked.append(
-                        Due(
-                            postback_id=row[0],
-                            rule_id=row[1],
-                            partner_id=row[2],
-                            app_id=row[3],
-                            method=row[4],
-                            url=row[5],
-                            body=row[6],
-                            headers=headers,
-                            timeout_s=float(row[8]),
-                            max_attempts=int(row[9]),
-                            attempts=int(row[10]),
-                            expires_ms=int(row[11]),
-                        )
+            for partner, n in wanted:
+                rows = cur.execute(lease, (now_ms, lease_ms, lease_ms, partner, now_ms, n)).fetchall()
+                picked.extend(
+                    Due(
+                        r[0],
+                        r[1],
+                        r[2],
+                        r[3],
+                        r[4],
+                        r[5],
+                        r[6],
+                        headers_of(r[7]),
+                        float(r[8]),
+                        int(r[9]),
+                        int(r[10]),
+                        int(r[11]),
                     )
-            if picked:
-                cur.executemany(
-                    update, [(now_ms + max(lease_ms, int(d.timeout_s * 2000)), d.postback_id) for d in picked]
+                    for r in rows
                 )
             return picked
 
         result: list[Due] = self._tx(run)
         return result
 
-    def record(self, attempts: Sequence[Attempt], now_ms: int) -> None:
-        """Store attempts and the new state of their deliveries, in one transaction."""
-        if not attempts:
-            return
-        insert = self.db.sql(
-            "INSERT INTO delivery_attempts (postback_id, attempt, rule_id, partner_id, app_id, url, "
-            "status_code, outcome, latency_ms, at_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING"
-        )
-        update = self.db.sql(
-            "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_ms = ?, last_status = ?, "
-            "last_error = ?, updated_ms = ? WHERE postback_id = ?"
-        )
+    def _lease_sql(self) -> str:
+        if self._pick_sql is None:
+            lock = " FOR UPDATE SKIP LOCKED" if self.db.is_postgres else ""
+            # select and lease in one statement (no row-by-row update), returning what was leased
+            self._pick_sql = self.db.sql(
+                "UPDATE deliveries SET next_attempt_ms = ? + CASE WHEN timeout_s * 2000 > ? "
+                "THEN CAST(timeout_s * 2000 AS BIGINT) ELSE ? END WHERE postback_id IN ("
+                "SELECT postback_id FROM deliveries WHERE status = 'pending' AND partner_id = ? "
+                f"AND next_attempt_ms <= ? ORDER BY next_attempt_ms LIMIT ?{lock}) "
+                "RETURNING postback_id, rule_id, partner_id, app_id, method, url, body, headers, timeout_s, "
+                "max_attempts, attempts, expires_ms"
+            )
+        return self._pick_sql
+
+    @staticmethod
+    def _attempt_rows(
+        attempts: Sequence[Attempt], now_ms: int
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         log_rows = [
             (
                 a.due.postback_id,
@@ -252,13 +301,19 @@ class DeliveryStore:
             )
             for a in attempts
         ]
+        return log_rows, updates
 
-        def run(cur: Any) -> None:
-            if log_rows:
-                cur.executemany(insert, log_rows)
-            cur.executemany(update, updates)
-
-        self._tx(run)
+    def _headers(self, text: str | None) -> dict[str, str]:
+        # a rule's headers are the same JSON in every one of its deliveries: decode each text once
+        # (the dicts are shared and must not be changed; the client only reads them)
+        if not text or text == "{}":
+            return _NO_HEADERS
+        known = self._decoded.get(text)
+        if known is None:
+            if len(self._decoded) >= 1024:
+                self._decoded.clear()
+            known = self._decoded[text] = _decode_headers(text)
+        return known
 
     def pending_count(self) -> int:
         rows = (
