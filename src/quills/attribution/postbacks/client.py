@@ -1,30 +1,42 @@
-"""The partner HTTP client: SSRF-checked, connected only to checked addresses, no redirects.
+"""The partner HTTP client: SSRF-checked, pinned to the checked address, no redirects.
 
 Reads: ``Due`` deliveries. Writes: HTTP requests to partners.
 
-Requests go through a small keep-alive HTTP/1.1 pool (``http1.ConnectionPool``). Every new connection
-asks ``TargetPolicy`` where it may go: a host name is resolved there and every address checked, and the
-connection is made to a checked address while the name stays the ``Host`` header, the TLS SNI and the
-name the certificate must match, so a DNS answer that changes between check and connect (rebinding) is
-never used. Nothing is cached between connections. IP literals are checked before anything is sent.
-Redirects are never followed: a 3xx is a permanent answer.
+aiohttp (its connection pool stays cheap with hundreds of connections) with a resolver that is the
+``TargetPolicy``: a host name is resolved there and every address checked, and aiohttp connects to the
+address the resolver returned while keeping the name for the ``Host`` header, the TLS SNI and the
+certificate check, so a DNS answer that changes between check and connect (rebinding) is never used.
+DNS caching is off: every new connection is checked. IP literals never reach a resolver, so they are
+checked before the request. Redirects are never followed.
 """
 
 from __future__ import annotations
 
-import re
+import socket
 import ssl
 import time
-from urllib.parse import quote, urlsplit
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
 from quills.attribution.config.ssrf import TargetPolicy, UnsafeTarget
-from quills.attribution.postbacks.http1 import ConnectionPool, Origin, ProtocolError
 from quills.attribution.postbacks.sinks import Due
 
 __all__ = ("PartnerClient", "RetryableResponse", "PermanentResponse", "Response", "TransportError")
 
-TransportError = (OSError, TimeoutError, ProtocolError)
-"""What a send raises when no usable answer came (refused, reset, TLS failure, timeout, not HTTP): retried."""
+TransportError = (aiohttp.ClientError, TimeoutError)
+"""What a send raises when no answer came (connection refused or reset, timeout): retried."""
+
+
+_TARGET_SAFE = "!$%&'()*+,/:;=?@[]~-._"
+"""What may stay as it is in a request target; anything else (a space, a non-ASCII letter) is
+percent-encoded as UTF-8, and a ``%`` already there is kept (rendered values arrive encoded)."""
+
+_RESERVED_HEADERS = frozenset(("host", "content-length", "transfer-encoding", "connection"))
+"""Headers a rule may not set: the client sets them from the URL and the body."""
 
 
 class RetryableResponse(Exception):
@@ -54,153 +66,143 @@ class Response:
         self.latency_ms = latency_ms
 
 
-# scheme, authority, and the rest (path, query, fragment)
-_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(.*)\Z", re.S)
-# what may stand in a request target as sent (RFC 3986 characters; everything else is percent-encoded)
-_TARGET_SAFE = "!#$%&'()*+,/:;=?@[]~-._"
+class _PolicyResolver(AbstractResolver):
+    def __init__(self, policy: TargetPolicy) -> None:
+        self._policy = policy
 
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[ResolveResult]:
+        addresses = await self._policy.resolve_host(host, port)
+        return [
+            {
+                "hostname": host,
+                "host": str(ip),
+                "port": port,
+                "family": socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for ip in addresses
+        ]
 
-class _Route:
-    """What a URL's scheme and authority resolve to, checked once: the origin and the Host header."""
-
-    __slots__ = ("head", "origin")
-
-    def __init__(self, origin: Origin, head: bytes) -> None:
-        self.origin = origin
-        self.head = head
+    async def close(self) -> None:
+        return None
 
 
 class PartnerClient:
-    """Sends deliveries over pooled keep-alive connections.
+    """Sends deliveries over one pooled aiohttp session.
 
     Args:
         policy: where requests may go.
-        ssl_context: for ``https`` partners (default: the system's CAs, host names checked, TLS 1.2+).
-        max_idle: idle connections kept per partner origin, 0..10000 (default 100). How many are open
-            at once is bounded by each partner command's bulkhead (``max_concurrent``).
-        user_agent: the ``User-Agent`` header (default ``quills-postbacks/1``).
+        max_connections: pooled connections in total (default 1000).
+        ssl_context: for ``https`` partners (default: the system's CAs, host names checked).
     """
 
     def __init__(
         self,
         policy: TargetPolicy,
         *,
+        max_connections: int = 1000,
         ssl_context: ssl.SSLContext | None = None,
-        max_idle: int = 100,
-        user_agent: str = "quills-postbacks/1",
     ) -> None:
         self.policy = policy
-        self._pool = ConnectionPool(self._addresses, ssl_context=ssl_context, max_idle=max_idle)
-        self._agent = user_agent
-        # per request these would be redone: each (scheme, authority) checked once (an allowed literal
-        # stays allowed: the policy never changes), and each rule's header lines built once
-        self._routes: dict[tuple[str, str], _Route] = {}
-        self._header_lines: dict[int, tuple[dict[str, str], bytes]] = {}
+        self._max_connections = max_connections
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        self._session: aiohttp.ClientSession | None = None
+        # per request these would be rebuilt: one timeout object per distinct timeout, and the hosts
+        # already checked (True: an allowed IP literal; False: a name, checked by the resolver)
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._hosts: dict[str, bool] = {}
+        self._checked_headers: dict[int, dict[str, str]] = {}
 
-    @property
-    def open_connections(self) -> int:
-        """Partner connections open now."""
-        return self._pool.open_connections
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            limit_per_host=0,
+            use_dns_cache=False,
+            resolver=_PolicyResolver(self.policy),
+            ssl=self._ssl,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            headers={"User-Agent": "quills-postbacks/1"},
+            trust_env=False,
+            auto_decompress=False,
+            # partners' cookies are never kept nor sent to anyone (and the jar costs time per request)
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        return self._session
 
-    async def aclose(self) -> None:
-        await self._pool.aclose()
+    def _check_headers(self, headers: dict[str, str]) -> None:
+        """Refuse a header that would add a line or a request, or override what the client sets.
 
-    async def _addresses(self, host: str, port: int) -> list[str]:
-        # called for every new connection: a literal was checked by _route; a name is resolved and every
-        # address checked now, and the connection goes to one of exactly these addresses
-        if self.policy.check_literal(host):
-            return [host]
-        return [str(ip) for ip in await self.policy.resolve_host(host, port)]
-
-    def _route(self, scheme: str, authority: str) -> _Route:
-        route = self._routes.get((scheme, authority))
-        if route is not None:
-            return route
-        if scheme not in ("http", "https"):
-            raise UnsafeTarget(f"not an http(s) URL: {scheme}://{authority}")
-        if "@" in authority:
-            raise UnsafeTarget("credentials in the URL are not allowed")
-        try:
-            split = urlsplit(f"{scheme}://{authority}/")
-            port = split.port or (443 if scheme == "https" else 80)
-        except ValueError as exc:
-            raise UnsafeTarget(f"invalid URL: {exc}") from None
-        host = split.hostname
-        if not host or not authority.isascii() or not authority.isprintable() or " " in authority:
-            raise UnsafeTarget(f"invalid host in {scheme}://{authority}")
-        if self.policy.ports and port not in self.policy.ports:
-            raise UnsafeTarget(f"port {port} is not allowed")
-        self.policy.check_literal(host)  # raises for a refused literal (never cached)
-        head = f"Host: {authority}\r\nUser-Agent: {self._agent}\r\n".encode("ascii")
-        route = _Route((scheme, host, port), head)
-        if len(self._routes) >= 4096:
-            self._routes.clear()
-        self._routes[(scheme, authority)] = route
-        return route
-
-    def _lines(self, headers: dict[str, str]) -> bytes:
-        if not headers:
-            return b""
-        # the dict of a rule is shared by its deliveries (see DeliveryStore.pick): keyed by identity,
-        # holding the dict so that its id is not reused
-        known = self._header_lines.get(id(headers))
-        if known is not None and known[0] is headers:
-            return known[1]
-        lines = []
+        Checked at save too; here so that no configuration can reach the wire. A rule's dict is shared by
+        its deliveries, so a checked dict is remembered by identity (holding it, so its id is not reused).
+        """
+        if self._checked_headers.get(id(headers)) is headers:
+            return
         for name, value in headers.items():
-            # checked at save too; here so that no configuration can add a line or a request
             if (
                 not name.isascii()
+                or not name
                 or not all(c.isalnum() or c == "-" for c in name)
-                or name.lower() in ("host", "content-length", "transfer-encoding", "connection")
+                or name.lower() in _RESERVED_HEADERS
                 or any(c in value for c in "\r\n\x00")
             ):
                 raise UnsafeTarget(f"header {name!r} is not allowed")
-            lines.append(f"{name}: {value}\r\n")
-        block = "".join(lines).encode("utf-8")
-        if len(self._header_lines) >= 1024:
-            self._header_lines.clear()
-        self._header_lines[id(headers)] = (headers, block)
-        return block
+        if len(self._checked_headers) >= 1024:
+            self._checked_headers.clear()
+        self._checked_headers[id(headers)] = headers
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
     async def send(self, due: Due) -> Response:
         """Send ``due`` once. Returns a 2xx ``Response``; raises ``RetryableResponse``,
         ``PermanentResponse``, ``UnsafeTarget`` or a ``TransportError`` (connection, timeout)."""
-        parts = _URL.match(due.url)
-        if parts is None:
-            raise UnsafeTarget(f"not an http(s) URL: {due.url[:100]!r}")
-        scheme, authority, rest = parts.groups()
-        route = self._route(scheme.lower(), authority)
-        target = rest.partition("#")[0]
-        if not target.startswith("/"):
-            target = "/" + target
-        if not (target.isascii() and target.isprintable() and " " not in target):
-            target = quote(target, safe=_TARGET_SAFE)
-        method = due.method
-        if method not in ("GET", "POST"):
-            raise UnsafeTarget(f"method {method!r} is not allowed")
-        body = due.body
-        if body is None:
-            tail = b"Content-Length: 0\r\n\r\n" if method == "POST" else b"\r\n"
-            data = b"%s %s HTTP/1.1\r\n%s%s%s" % (
-                method.encode(),
-                target.encode(),
-                route.head,
-                self._lines(due.headers),
-                tail,
-            )
-        else:
-            payload = body.encode()
-            data = b"%s %s HTTP/1.1\r\n%s%sContent-Length: %d\r\n\r\n%s" % (
-                method.encode(),
-                target.encode(),
-                route.head,
-                self._lines(due.headers),
-                len(payload),
-                payload,
-            )
+        # the URL object aiohttp connects with is the one checked (no second parser to disagree with)
+        raw = due.url.partition("#")[0]  # a fragment is never sent
+        if not (raw.isascii() and raw.isprintable()) or " " in raw:
+            raw = quote(raw, safe=_TARGET_SAFE + "#")
+        try:
+            url = URL(raw, encoded=True)
+            host = url.raw_host
+        except ValueError as exc:
+            raise UnsafeTarget(f"invalid URL: {exc}") from None
+        if url.scheme not in ("http", "https") or not host:
+            raise UnsafeTarget(f"not an http(s) URL: {url.scheme}://{host}")
+        if host not in self._hosts:
+            literal = self.policy.check_literal(host)  # raises for a refused literal: never cached
+            if len(self._hosts) >= 4096:
+                self._hosts.clear()
+            self._hosts[host] = literal
+        if self.policy.ports and url.port not in self.policy.ports:
+            raise UnsafeTarget(f"port {url.port} is not allowed")
+        if due.headers:
+            self._check_headers(due.headers)
+        session = self._session or self._open()
+        timeout = self._timeouts.get(due.timeout_s)
+        if timeout is None:
+            timeout = self._timeouts[due.timeout_s] = aiohttp.ClientTimeout(total=due.timeout_s)
         started = time.perf_counter()
-        code, retry_after = await self._pool.request(route.origin, data, due.timeout_s)
+        kwargs: dict[str, Any] = {
+            "headers": due.headers or None,
+            "allow_redirects": False,
+            "timeout": timeout,
+        }
+        if due.body is not None:
+            kwargs["data"] = due.body.encode()
+        try:
+            async with session.request(due.method, url, **kwargs) as response:
+                await response.read()
+                code = response.status
+                retry_after = response.headers.get("Retry-After")
+        except aiohttp.ClientConnectorError as exc:
+            # the resolver's refusal arrives wrapped in a connection error: keep it a refusal
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, UnsafeTarget):
+                raise cause from None
+            raise
         latency_ms = (time.perf_counter() - started) * 1000
         if 200 <= code < 300:
             return Response(code, latency_ms)
