@@ -333,7 +333,7 @@ def section(
         f"database or commands) | {lean['rate']:,.0f} requests/s; {lean['cpu_us']:.0f} µs CPU per request | |"
     )
     aio_row = (
-        "| for scale: a bare aiohttp client the same way (the service's client before) | "
+        "| for scale: a bare aiohttp client the same way (what `PartnerClient` wraps, without its checks) | "
         f"{aio['rate']:,.0f} requests/s; {aio['cpu_us']:.0f} µs CPU per request | |"
     )
     return f"""## Postbacks
