@@ -15,10 +15,25 @@ import msgspec
 from quills.attribution.config.messages import Partner, PostbackRule
 from quills.attribution.config.template import parse
 
-__all__ = ("decode", "validate_rule", "probe_url")
+__all__ = ("decode", "validate_rule", "probe_url", "header_problems")
 
 T = TypeVar("T", Partner, PostbackRule)
 _TOKEN = re.compile(r"\{[^{}]*\}")
+_RESERVED_HEADERS = frozenset(("host", "content-length", "transfer-encoding", "connection"))
+
+
+def header_problems(name: str, value: str) -> list[str]:
+    """Why a rule may not send the header line ``name: value`` (empty when it may): a name that is not a
+    token of ASCII letters, digits and ``-``, a value that could add a line or a request, or a header the
+    sender sets itself. Checked at save and again by the client at send."""
+    problems = []
+    if not name or not all(c.isascii() and (c.isalnum() or c == "-") for c in name):
+        problems.append("not a header name (ASCII letters, digits and '-')")
+    if any(c in value for c in "\r\n\x00"):
+        problems.append("control characters are not allowed")
+    if name.lower() in _RESERVED_HEADERS:
+        problems.append("set by the sender, not configurable")
+    return problems
 
 
 def decode(body: bytes, kind: type[T], **fixed: str) -> T | list[str]:
@@ -53,10 +68,7 @@ def validate_rule(rule: PostbackRule) -> list[str]:
         if rule.method != "POST":
             errors.append("body_template: only a POST rule sends a body")
     for name, value in rule.headers.items():
-        if any(c in value for c in "\r\n\x00"):
-            errors.append(f"headers.{name}: control characters are not allowed")
-        if name.lower() in ("host", "content-length", "transfer-encoding", "connection"):
-            errors.append(f"headers.{name}: set by the sender, not configurable")
+        errors.extend(f"headers.{name}: {problem}" for problem in header_problems(name, value))
     if rule.filters.campaign_regex is not None:
         try:
             re.compile(rule.filters.campaign_regex)

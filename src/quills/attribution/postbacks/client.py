@@ -22,6 +22,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
+from quills.attribution.config.handlers import header_problems
 from quills.attribution.config.ssrf import TargetPolicy, UnsafeTarget
 from quills.attribution.postbacks.sinks import Due
 
@@ -34,9 +35,6 @@ TransportError = (aiohttp.ClientError, TimeoutError)
 _TARGET_SAFE = "!$%&'()*+,/:;=?@[]~-._"
 """What may stay as it is in a request target; anything else (a space, a non-ASCII letter) is
 percent-encoded as UTF-8, and a ``%`` already there is kept (rendered values arrive encoded)."""
-
-_RESERVED_HEADERS = frozenset(("host", "content-length", "transfer-encoding", "connection"))
-"""Headers a rule may not set: the client sets them from the URL and the body."""
 
 
 class RetryableResponse(Exception):
@@ -109,9 +107,9 @@ class PartnerClient:
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._session: aiohttp.ClientSession | None = None
         # per request these would be rebuilt: one timeout object per distinct timeout, and the hosts
-        # already checked (True: an allowed IP literal; False: a name, checked by the resolver)
+        # already checked (an allowed IP literal, or a name: the resolver checks its addresses)
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
-        self._hosts: dict[str, bool] = {}
+        self._hosts: set[str] = set()
         self._checked_headers: dict[int, dict[str, str]] = {}
 
     def _open(self) -> aiohttp.ClientSession:
@@ -141,14 +139,9 @@ class PartnerClient:
         if self._checked_headers.get(id(headers)) is headers:
             return
         for name, value in headers.items():
-            if (
-                not name.isascii()
-                or not name
-                or not all(c.isalnum() or c == "-" for c in name)
-                or name.lower() in _RESERVED_HEADERS
-                or any(c in value for c in "\r\n\x00")
-            ):
-                raise UnsafeTarget(f"header {name!r} is not allowed")
+            problems = header_problems(name, value)
+            if problems:
+                raise UnsafeTarget(f"header {name!r} is not allowed: {'; '.join(problems)}")
         if len(self._checked_headers) >= 1024:
             self._checked_headers.clear()
         self._checked_headers[id(headers)] = headers
@@ -163,7 +156,7 @@ class PartnerClient:
         # the URL object aiohttp connects with is the one checked (no second parser to disagree with)
         raw = due.url.partition("#")[0]  # a fragment is never sent
         if not (raw.isascii() and raw.isprintable()) or " " in raw:
-            raw = quote(raw, safe=_TARGET_SAFE + "#")
+            raw = quote(raw, safe=_TARGET_SAFE)
         try:
             url = URL(raw, encoded=True)
             host = url.raw_host
@@ -172,10 +165,10 @@ class PartnerClient:
         if url.scheme not in ("http", "https") or not host:
             raise UnsafeTarget(f"not an http(s) URL: {url.scheme}://{host}")
         if host not in self._hosts:
-            literal = self.policy.check_literal(host)  # raises for a refused literal: never cached
+            self.policy.check_literal(host)  # raises for a refused literal: never cached
             if len(self._hosts) >= 4096:
                 self._hosts.clear()
-            self._hosts[host] = literal
+            self._hosts.add(host)
         if self.policy.ports and url.port not in self.policy.ports:
             raise UnsafeTarget(f"port {url.port} is not allowed")
         if due.headers:
