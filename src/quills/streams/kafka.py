@@ -9,7 +9,6 @@ more members than partitions leaves some idle.
 from __future__ import annotations
 
 import asyncio
-import gc
 import threading
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from quills.errors import ConfigError, PublishError, StreamError
 from quills.streams.backbone import Backbone, Fetched, PositionLoader
+from quills.streams.gcpause import gc_paused
 from quills.streams.options import ConsumerOptions
 from quills.streams.position import KafkaClaim
 from quills.streams.topic import Topic
@@ -332,10 +332,7 @@ class KafkaSource:
         # get promoted to the oldest generation and every full collection walks them again: about a
         # third of the consumer's CPU. Pausing the collector while they exist, and keeping only their
         # bytes and ints (untracked), means the collector never sees them; it catches up once re-enabled.
-        paused = gc.isenabled()
-        if paused:
-            gc.disable()
-        try:
+        with gc_paused():
             msgs = consumer.consume(self.options.max_batch_size, self.options.max_wait)
             if not msgs:
                 return None
@@ -349,9 +346,6 @@ class KafkaSource:
             read = values, list(map(_partition, msgs)), list(map(_offset, msgs))
             del msgs  # freed while the collector is still paused
             return read
-        finally:
-            if paused:
-                gc.enable()
 
     def _without_errors(self, msgs: list[Message]) -> list[Message]:
         kept = []
