@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from typing import Any
@@ -25,7 +24,7 @@ from quills.attribution.reports.freshness import Bounds, Completeness, Notifying
 from quills.attribution.reports.handlers import fold
 from quills.attribution.reports.http import iso_ms, report_routes
 from quills.attribution.reports.sinks import apply_fold, checkpoint_wal, schema
-from quills.attribution.runtime import KeyRingHolder, uvicorn_server, wait_first
+from quills.attribution.runtime import KeyRingHolder, freeze_startup_heap, uvicorn_server, wait_first
 from quills.errors import ConfigError
 from quills.streams import (
     Backbone,
@@ -71,21 +70,14 @@ class _LagCollector:
         yield family
 
 
-def _tune_gc() -> None:
-    # Folding a batch makes three container objects per aggregate row (~0.65 rows per event), all freed
-    # after the commit. With CPython's default threshold (a young collection every 700 allocations) they
-    # get promoted and drag in full collections: ~1.5 us per event, as much as the fold itself. No
-    # cycles are made here, so collections can be rare; startup objects are frozen out of them.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 10, 10)
-
-
 async def serve(config: ReportsConfig) -> None:
     """Run the Reports service (consumers and report API) until SIGINT/SIGTERM."""
     if not config.broker_url:
         raise ConfigError("reports needs a broker: set QUILLS_BROKER or --broker (nats://... or kafka://...)")
-    _tune_gc()
+    # Folding a batch makes three container objects per aggregate row (~0.65 rows per event), all freed
+    # after the commit. With CPython's default threshold they get promoted and drag in full collections:
+    # ~1.5 us per event, as much as the fold itself. No cycles are made here, so collections can be rare.
+    freeze_startup_heap(50_000)
     db = Database(config.db_url)
     await asyncio.to_thread(ensure_schema, db)
     stored = await asyncio.to_thread(db.sink, apply_fold(db), schema(db))
