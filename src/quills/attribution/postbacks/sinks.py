@@ -202,21 +202,13 @@ class DeliveryStore:
         conn.execute("COMMIT")
         return out
 
-    def pick(self, wants: dict[str, int], now_ms: int, lease_ms: int) -> list[Due]:
-        """Up to ``wants[partner]`` due pending deliveries per partner (the longest due first), leased until
-        ``now + lease_ms`` (each also at least twice its own timeout): one statement per partner."""
-        return self.cycle((), wants, now_ms, lease_ms)
-
-    def record(self, attempts: Sequence[Attempt], now_ms: int) -> None:
-        """Store attempts and the new state of their deliveries, in one transaction."""
-        if attempts:
-            self.cycle(attempts, {}, now_ms, 0)
-
     def cycle(
         self, attempts: Sequence[Attempt], wants: dict[str, int], now_ms: int, lease_ms: int
     ) -> list[Due]:
-        """``record(attempts)`` then ``pick(wants)``, in one transaction: the sender's one trip to the
-        database per round (recorded first, so a delivery just given a retry time is not picked)."""
+        """Store ``attempts`` and the new state of their deliveries, then lease up to ``wants[partner]``
+        due pending deliveries per partner (the longest due first) until ``now + lease_ms`` (each also at
+        least twice its own timeout; one statement per partner), in one transaction: the sender's one trip
+        to the database per round (recorded first, so a delivery just given a retry time is not picked)."""
         log_rows, updates = self._attempt_rows(attempts, now_ms)
         wanted = [(partner, n) for partner, n in wants.items() if n > 0]
         if not updates and not wanted:
