@@ -17,6 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
+
+from quills.attribution.events import EventView
+
+HOUR = 3_600_000
+T0 = 1_763_769_600_000  # 2025-11-22T00:00Z, the hour the reports tests' events start in
 
 PG_ADMIN_DSN = os.environ.get("QUILLS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -172,3 +178,17 @@ def event(
         e["event_name"] = "af_level_achieved"
     e.update(fields)
     return e
+
+
+def view(**fields: object) -> EventView:
+    """A session event as the Reports service decodes it, at ``T0``; ``fields`` override or add."""
+    base: dict[str, object] = {
+        "event_type": "session",
+        "app_id": "a",
+        "platform": "ios",
+        "event_time": T0,
+        "device_id": "d1",
+        "media_source": "organic",
+    }
+    base.update(fields)
+    return msgspec.convert(base, EventView)

@@ -10,28 +10,13 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quills.attribution.events import EventView
 from quills.attribution.reports.freshness import Bounds, Completeness, covered_upto
 from quills.attribution.reports.handlers import fold, parse_query, row_hash
 from quills.attribution.reports.messages import ReportQuery
 from quills.attribution.reports.sketch import device_digest
 from quills.streams import Batch
 
-HOUR = 3_600_000
-T0 = 1_763_769_600_000  # 2025-11-22T00:00Z
-
-
-def view(**fields: object) -> EventView:
-    base: dict[str, object] = {
-        "event_type": "session",
-        "app_id": "a",
-        "platform": "ios",
-        "event_time": T0,
-        "device_id": "d1",
-        "media_source": "organic",
-    }
-    base.update(fields)
-    return msgspec.convert(base, EventView)
+from .helpers import HOUR, T0, view
 
 
 def test_fold_sums_per_row_keeps_distinct_devices_and_puts_late_events_in_their_hour() -> None:

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import psycopg
 import pytest
 
@@ -20,9 +19,9 @@ from quills.attribution.reports.sinks import RowWriter, run_report, schema
 from quills.attribution.reports.sketch import REGISTERS
 from quills.streams import Batch, NatsClaim
 
-HOUR = 3_600_000
+from .helpers import HOUR, T0, view
+
 DAY = dt.date(2025, 11, 22)
-T0 = 1_763_769_600_000  # 2025-11-22T00:00Z
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -31,19 +30,6 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
         yield Database(request.getfixturevalue("pg_dsn"))
     else:
         yield Database(str(tmp_path / "reports.db"))
-
-
-def view(**fields: object) -> EventView:
-    base: dict[str, object] = {
-        "event_type": "session",
-        "app_id": "a",
-        "platform": "ios",
-        "event_time": T0,
-        "device_id": "d1",
-        "media_source": "organic",
-    }
-    base.update(fields)
-    return msgspec.convert(base, EventView)
 
 
 class Writer:
