@@ -1,4 +1,5 @@
-"""Markdown for the ``## Resilience`` section of docs/benchmarks.md (other sections are kept as they are)."""
+"""Markdown for the sections of docs/benchmarks.md: tables, and writing one ``## `` section in place
+(other sections are kept as they are)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,15 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def replace_section(path: Path, body: str) -> None:
-    """Write ``body`` (starting with ``## Resilience``) in place of that section, or append it."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    """Write ``body`` in place of the section its first line heads (``## Resilience``, ``## Monitor``,
+    ...), or append it; the file is made if missing."""
+    text = (
+        path.read_text()
+        if path.exists()
+        else "# Benchmarks\n\nMeasured numbers, with the command that produced them.\n"
+    )
+    heading = body.split("\n", 1)[0]
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
     block = body.rstrip() + "\n"
     if pattern.search(text):
         text = pattern.sub(lambda _: block + "\n", text, count=1)

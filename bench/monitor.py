@@ -25,6 +25,7 @@ from pathlib import Path
 
 import httpx
 
+import _report
 import quills
 from quills.monitor.hystrix_format import encode_events
 from quills.monitor.tick import TickSource, tick_documents
@@ -229,20 +230,6 @@ process aggregates them while one client reads `/turbine.stream`, measured over 
 """
 
 
-def write_section(path: Path, section: str) -> None:
-    text = (
-        path.read_text()
-        if path.exists()
-        else "# Benchmarks\n\nMeasured numbers, with the command that produced them.\n"
-    )
-    pattern = re.compile(r"^## Monitor\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", type=Path, help="replace the '## Monitor' section of this file")
@@ -257,7 +244,7 @@ def main() -> None:
     section = _section(tick, agg, sys.argv[1:])
     print(section)
     if args.write:
-        write_section(args.write, section)
+        _report.replace_section(args.write, section)
 
 
 if __name__ == "__main__":

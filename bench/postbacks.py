@@ -23,7 +23,6 @@ import itertools
 import os
 import platform
 import random
-import re
 import socket
 import subprocess
 import sys
@@ -32,6 +31,8 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+import _report
 
 ROOT = Path(__file__).resolve().parent.parent
 RECEIVER = ROOT / "tests" / "attribution" / "postbacks" / "receiver.py"
@@ -365,20 +366,6 @@ the wall rate says what the machine had left.
 """
 
 
-def write_section(path: Path, text: str) -> None:
-    doc = (
-        path.read_text()
-        if path.exists()
-        else "# Benchmarks\n\nMeasured numbers, with the command that produced them.\n"
-    )
-    pattern = re.compile(r"^## Postbacks\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(doc):
-        doc = pattern.sub(lambda _: text + "\n", doc).rstrip() + "\n"
-    else:
-        doc = doc.rstrip() + "\n\n" + text
-    path.write_text(doc)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", type=Path, help="replace the '## Postbacks' section of this file")
@@ -412,7 +399,7 @@ def main() -> None:
         )
     text = section(ev, dl, ceiling, (load_before, os.getloadavg()[0]))
     if args.write:
-        write_section(args.write, text)
+        _report.replace_section(args.write, text)
     else:
         print(text)
 
