@@ -43,8 +43,14 @@ def problem(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status, headers=headers)
 
 
-def admin_only(keyring: Callable[[], KeyRing], handler: Handler) -> Handler:
-    """``handler`` behind the admin key."""
+def admin_only(
+    keyring: Callable[[], KeyRing],
+    handler: Handler,
+    *,
+    app_key_refusal: str = "this API needs the admin key, not an app's ingest key",
+) -> Handler:
+    """``handler`` behind the admin key: no key or an unknown one is 401, an app's ingest key is 403 with
+    ``app_key_refusal`` as its detail."""
 
     async def guarded(request: Request) -> Response:
         key = bearer_key(request.headers.get("authorization"))
@@ -53,7 +59,7 @@ def admin_only(keyring: Callable[[], KeyRing], handler: Handler) -> Handler:
         ring = keyring()
         if not ring.is_admin(key):
             if ring.app_of(key) is not None:
-                return problem(403, "forbidden", "this API needs the admin key, not an app's ingest key")
+                return problem(403, "forbidden", app_key_refusal)
             return problem(401, "unauthorized", "unknown key")
         try:
             return await handler(request)

@@ -10,14 +10,14 @@ import csv
 import datetime as dt
 import io
 from collections.abc import Callable
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from quills.attribution.config.http import admin_only, problem
 from quills.attribution.db import Database
-from quills.attribution.keys import KeyRing, bearer_key
+from quills.attribution.keys import KeyRing
 from quills.attribution.reports.freshness import Completeness
 from quills.attribution.reports.handlers import parse_query
 from quills.attribution.reports.messages import METRICS
@@ -34,26 +34,13 @@ def iso_ms(epoch_ms: int | None) -> str | None:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _problem(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status, headers=headers)
-
-
 def report_routes(db: Database, keyring: Callable[[], KeyRing], completeness: Completeness) -> list[Route]:
     """The report API's routes (part of the API process on port 8081)."""
 
     async def reports(request: Request) -> Response:
-        key = bearer_key(request.headers.get("authorization"))
-        if key is None:
-            return _problem(401, "unauthorized", "send 'Authorization: Bearer <admin key>'")
-        ring = keyring()
-        if not ring.is_admin(key):
-            if ring.app_of(key) is not None:
-                return _problem(403, "forbidden", "reports need the admin key, not an app's ingest key")
-            return _problem(401, "unauthorized", "unknown key")
         query = parse_query(dict(request.query_params), today=dt.datetime.now(dt.UTC).date())
         if isinstance(query, list):
-            return _problem(
+            return problem(
                 422,
                 "invalid_query",
                 f"{len(query)} invalid parameters",
@@ -74,4 +61,5 @@ def report_routes(db: Database, keyring: Callable[[], KeyRing], completeness: Co
             )
         return JSONResponse({"rows": rows, "data_complete_until": complete})
 
-    return [Route("/v1/reports", reports, methods=["GET"])]
+    refusal = "reports need the admin key, not an app's ingest key"
+    return [Route("/v1/reports", admin_only(keyring, reports, app_key_refusal=refusal), methods=["GET"])]
