@@ -22,6 +22,7 @@ from quills.streams import (
     StartFrom,
     Topic,
     connect,
+    pack,
     stream_name,
 )
 
@@ -244,8 +245,11 @@ def test_two_processes_in_a_group_with_one_killed_and_restarted_count_exactly_on
     topic = unique("installs")
 
     async def produce() -> None:
+        # The first half packed five to a log message (the kill lands there), the rest one per message.
         backbone = await connect(nats_url)
-        await backbone.publish_many(Topic(topic, Install), events(0, n))
+        half = [Topic(topic, Install).encode(e) for e in events(0, n // 2)]
+        await backbone.publish_raw(topic, pack(half, max_count=5))
+        await backbone.publish_many(Topic(topic, Install), events(n // 2, n))
         await backbone.close()
 
     asyncio.run(produce())

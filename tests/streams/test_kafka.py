@@ -21,13 +21,16 @@ from quills.streams import (
 )
 
 
-def test_published_messages_are_consumed_once_each_in_per_key_order(kafka_url: str) -> None:
+@pytest.mark.parametrize("pack", [False, True], ids=["one-per-message", "packed"])
+def test_published_messages_are_consumed_once_each_in_per_key_order(kafka_url: str, pack: bool) -> None:
     async def scenario() -> list[Install]:
         backbone = await connect(kafka_url)
         assert isinstance(backbone, KafkaBackbone)
         topic = Topic(unique("orders"), Install)
         await backbone.ensure_topic(topic.wire_name, partitions=4)
-        assert await backbone.publish_many(topic, events(0, 20_000), key=lambda e: e.app_id) == 20_000
+        for start in range(0, 20_000, 5_000):
+            sent = events(start, start + 5_000)
+            assert await backbone.publish_many(topic, sent, key=lambda e: e.app_id, pack=pack) == 5_000
         await backbone.close()
         return await consume(kafka_url, topic, 20_000, ConsumerOptions(group=unique("g"), session_timeout=2))
 

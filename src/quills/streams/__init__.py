@@ -23,6 +23,7 @@ from quills.streams.jetstream import NatsBackbone, stream_name
 from quills.streams.kafka import KafkaBackbone
 from quills.streams.metrics import ConsumerSnapshot, StreamsCollector
 from quills.streams.options import ConsumerOptions, StartFrom
+from quills.streams.packing import pack, pack_keyed
 from quills.streams.position import Claim, KafkaClaim, NatsClaim, StaleClaimError
 from quills.streams.postgres import PostgresSink
 from quills.streams.sink import Sink, SqliteSink
@@ -40,6 +41,8 @@ __all__ = (
     "stream_name",
     "Topic",
     "KeyFn",
+    "pack",
+    "pack_keyed",
     # consuming
     "BatchConsumer",
     "Batch",

@@ -119,9 +119,17 @@ class NatsBackbone(Backbone):
         return await self._publisher.publish(name, values)
 
     async def publish_many(
-        self, topic: Topic[T], messages: Sequence[T], *, key: KeyFn | str | bytes | None = None
+        self,
+        topic: Topic[T],
+        messages: Sequence[T],
+        *,
+        key: KeyFn | str | bytes | None = None,
+        pack: bool = False,
     ) -> int:
-        # As Backbone.publish_many, without computing keys: NATS streams have no partitions to pick.
+        # As Backbone.publish_many, without computing keys: NATS streams have no partitions to pick, and
+        # one stream keeps the order of everything published to it, so packs need not follow keys.
+        if pack:
+            return await super().publish_many(topic, messages, pack=True)
         encode = topic.encode
         return await self.publish_raw(topic.wire_name, [encode(m) for m in messages])
 
