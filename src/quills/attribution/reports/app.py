@@ -24,12 +24,17 @@ from quills.attribution.reports.freshness import Bounds, Completeness, Notifying
 from quills.attribution.reports.handlers import fold
 from quills.attribution.reports.http import iso_ms, report_routes
 from quills.attribution.reports.sinks import apply_fold, checkpoint_wal, schema
-from quills.attribution.runtime import KeyRingHolder, freeze_startup_heap, uvicorn_server, wait_first
+from quills.attribution.runtime import (
+    KeyRingHolder,
+    event_batches,
+    freeze_startup_heap,
+    uvicorn_server,
+    wait_first,
+)
 from quills.errors import ConfigError
 from quills.streams import (
     Backbone,
     BatchConsumer,
-    ConsumerOptions,
     NatsBackbone,
     StreamsCollector,
     connect,
@@ -83,9 +88,7 @@ async def serve(config: ReportsConfig) -> None:
     stored = await asyncio.to_thread(db.sink, apply_fold(db), schema(db))
     backbone = await connect(config.broker_url)
     try:
-        options = ConsumerOptions(
-            group=config.group, max_batch_size=config.max_batch_size, max_wait=config.max_wait
-        )
+        options = event_batches(config.group, config.max_batch_size, config.max_wait)
         read_bounds = _bounds_reader(backbone)
 
         async def no_bounds() -> Bounds:
