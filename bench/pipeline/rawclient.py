@@ -33,16 +33,24 @@ def build_request(host: str, port: int, path: str, body: bytes, headers: dict[st
 
 
 async def _connection(
-    host: str, port: int, next_request: Callable[[], bytes | None], result: RawResult, sample: int
+    host: str,
+    port: int,
+    next_request: Callable[[], tuple[bytes, float] | None],
+    result: RawResult,
+    sample: int,
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     n = 0
     try:
         while True:
-            request = next_request()
-            if request is None:
+            slot = next_request()
+            if slot is None:
                 return
+            request, due = slot
             t0 = time.perf_counter()
+            if due > t0:
+                await asyncio.sleep(due - t0)
+                t0 = time.perf_counter()
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head[9:12])
@@ -62,21 +70,31 @@ async def _connection(
 
 
 async def hammer(
-    host: str, port: int, requests: list[bytes], *, duration: float, connections: int, sample: int = 1
+    host: str,
+    port: int,
+    requests: list[bytes],
+    *,
+    duration: float,
+    connections: int,
+    sample: int = 1,
+    rate: float | None = None,
 ) -> RawResult:
-    """Send ``requests`` round robin on ``connections`` keep-alive connections for ``duration`` seconds."""
+    """Send ``requests`` round robin on ``connections`` keep-alive connections for ``duration`` seconds:
+    as fast as they are answered, or at most ``rate`` requests per second (each request has its slot
+    on a fixed schedule; a connection that falls behind sends at once until it catches up)."""
     result = RawResult()
-    deadline = time.perf_counter() + duration
+    t0 = time.perf_counter()
+    deadline = t0 + duration
     i = 0
 
-    def next_request() -> bytes | None:
+    def next_request() -> tuple[bytes, float] | None:
         nonlocal i
         if time.perf_counter() >= deadline:
             return None
         i += 1
-        return requests[i % len(requests)]
+        due = t0 + i / rate if rate else 0.0
+        return requests[i % len(requests)], due
 
-    t0 = time.perf_counter()
     await asyncio.gather(*(_connection(host, port, next_request, result, sample) for _ in range(connections)))
     result.elapsed = time.perf_counter() - t0
     return result

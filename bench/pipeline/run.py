@@ -231,6 +231,7 @@ def bench_e2e(args: argparse.Namespace) -> dict[str, Any]:
                 reqs,
                 duration=args.e2e_seconds,
                 connections=args.e2e_connections,
+                rate=args.e2e_rate / args.e2e_batch if args.e2e_rate else None,
             )
             stop.set()
             await sampler
@@ -512,6 +513,9 @@ def main() -> None:
     parser.add_argument("--e2e-seconds", type=float, default=300.0)
     parser.add_argument("--e2e-batch", type=int, default=200)
     parser.add_argument("--e2e-connections", type=int, default=32)
+    parser.add_argument(
+        "--e2e-rate", type=float, default=50_000, help="events/s offered end to end (0: as fast as accepted)"
+    )
     parser.add_argument("--e2e-requests", type=int, default=400, help="distinct pre-built e2e requests")
     parser.add_argument("--e2e-only", action="store_true", help="only the end-to-end part (= --skip-ingest)")
     parser.add_argument("--skip-ingest", action="store_true")
