@@ -9,7 +9,16 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Install, consume, events, free_port, group_crash_scenario, rss_growth_scenario, unique
+from conftest import (
+    Install,
+    consume,
+    events,
+    free_port,
+    group_crash_scenario,
+    log_bounds_scenario,
+    rss_growth_scenario,
+    unique,
+)
 from nats.js.api import StorageType, StreamConfig
 
 from quills.errors import PublishError
@@ -286,3 +295,9 @@ def test_at_scale_consumer_rss_grows_less_than_50_mb_over_ten_million_events(
     print("nats 10M:", {k: round(v, 1) for k, v in rss.items()})
     assert rss["growth"] < 50, f"RSS grew {rss['growth']:.1f} MB over {n:,} events: {rss}"
     assert rss["band"] < 200, f"RSS is not bounded: {rss}"
+
+
+def test_log_bounds_say_when_a_group_has_stored_everything_the_topic_holds(
+    nats_url: str, tmp_path: Path
+) -> None:
+    log_bounds_scenario(nats_url, tmp_path, partitions=1)

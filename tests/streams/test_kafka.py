@@ -7,7 +7,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Install, consume, events, group_crash_scenario, rss_growth_scenario, unique
+from conftest import (
+    Install,
+    consume,
+    events,
+    group_crash_scenario,
+    log_bounds_scenario,
+    rss_growth_scenario,
+    unique,
+)
 
 from quills.errors import PublishError
 from quills.streams import (
@@ -255,3 +263,9 @@ def test_a_larger_message_max_bytes_in_kafka_config_raises_the_fetch_size_with_i
     source = KafkaSource("127.0.0.1:1", "t", ConsumerOptions(group="g"), None, extra)
     assert source._config["fetch.max.bytes"] >= 8 << 20
     Consumer(source._config).close()  # librdkafka refuses fetch.max.bytes < message.max.bytes
+
+
+def test_log_bounds_say_when_a_group_has_stored_everything_the_topic_holds(
+    kafka_url: str, tmp_path: Path
+) -> None:
+    log_bounds_scenario(kafka_url, tmp_path, partitions=3, exact=False)

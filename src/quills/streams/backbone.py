@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import msgspec
 
 from quills.clock import SYSTEM_CLOCK, Clock
-from quills.errors import ConfigError
+from quills.errors import ConfigError, StreamError
 from quills.streams.options import ConsumerOptions
 from quills.streams.packing import pack_keyed
 from quills.streams.position import Claim
@@ -109,6 +109,16 @@ class Backbone(abc.ABC):
         self, topic: Topic[Any], options: ConsumerOptions, positions: PositionLoader | None
     ) -> Source:
         """Join ``options.group`` on ``topic``; ``positions`` (from a sink) overrides broker positions."""
+
+    async def log_bounds(self, name: str) -> dict[str, tuple[int, int]]:
+        """What broker topic ``name`` holds now, per position key: ``(first, last)`` position.
+
+        The keys are the ones sinks store positions under (Kafka ``<topic>/<partition>``, offsets; NATS
+        the stream name, sequences), so ``position.covered_upto(stored, first) >= last`` says a group has
+        stored everything the topic held at the time of the call. An empty partition or stream is
+        ``(first, first - 1)``. Raises ``StreamError`` if the broker cannot tell.
+        """
+        raise StreamError(f"{type(self).__name__} does not report log bounds")
 
     @abc.abstractmethod
     async def close(self) -> None:

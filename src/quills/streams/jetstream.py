@@ -133,6 +133,17 @@ class NatsBackbone(Backbone):
         encode = topic.encode
         return await self.publish_raw(topic.wire_name, [encode(m) for m in messages])
 
+    async def log_bounds(self, name: str) -> dict[str, tuple[int, int]]:
+        stream = stream_name(name)
+        try:
+            state = (await self._js.stream_info(stream)).state
+        except (NatsError, OSError, TimeoutError) as exc:
+            raise StreamError(f"cannot read the bounds of {name!r}: {exc!r}") from exc
+        last = int(state.last_seq)
+        if not state.messages:
+            return {stream: (last + 1, last)}
+        return {stream: (int(state.first_seq), last)}
+
     async def open_source(
         self, topic: Topic[Any], options: ConsumerOptions, positions: PositionLoader | None
     ) -> NatsSource:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import prometheus_client
@@ -35,10 +36,8 @@ from quills.errors import ConfigError
 from quills.streams import (
     Backbone,
     BatchConsumer,
-    NatsBackbone,
     StreamsCollector,
     connect,
-    stream_name,
 )
 
 __all__ = ("serve",)
@@ -47,17 +46,13 @@ log = logging.getLogger("quills.attribution.reports")
 TOPICS = (INSTALLS, INAPPS, SESSIONS)
 
 
-def _bounds_reader(backbone: Backbone) -> Any:
-    if not isinstance(backbone, NatsBackbone):
-        return None
-    js = backbone.client.jetstream()
-
-    names = [stream_name(topic.wire_name) for topic in TOPICS]
+def _bounds_reader(backbone: Backbone) -> Callable[[], Awaitable[Bounds]]:
+    names = [topic.wire_name for topic in TOPICS]
 
     async def read() -> Bounds:
         # at once: the probe's time is taken before, so every wait here makes the answer more cautious
-        infos = await asyncio.gather(*(js.stream_info(name) for name in names))
-        return {n: (int(i.state.first_seq), int(i.state.last_seq)) for n, i in zip(names, infos, strict=True)}
+        parts = await asyncio.gather(*(backbone.log_bounds(name) for name in names))
+        return {key: bounds for part in parts for key, bounds in part.items()}
 
     return read
 
@@ -89,12 +84,7 @@ async def serve(config: ReportsConfig) -> None:
     backbone = await connect(config.broker_url)
     try:
         options = event_batches(config.group, config.max_batch_size, config.max_wait)
-        read_bounds = _bounds_reader(backbone)
-
-        async def no_bounds() -> Bounds:
-            raise ConfigError("data_complete_until needs NATS JetStream")
-
-        completeness = Completeness(read_bounds or no_bounds, lambda: stored.positions(config.group))
+        completeness = Completeness(_bounds_reader(backbone), lambda: stored.positions(config.group))
         sink = NotifyingSink(stored, completeness.notify)
         consumers: list[BatchConsumer[Any, Any]] = [
             backbone.consumer(topic, fold, options, sink=sink) for topic in TOPICS
