@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 # conftest (the test event) and, for it, tests/brokers.py: pytest's pythonpath does not reach this process.
-sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parent.parent)]
+sys.path.insert(0, str(Path(__file__).parent.parent))
+sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import Install
 
