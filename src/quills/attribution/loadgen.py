@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-import httpx
+import aiohttp
 
 from quills.attribution.traffic import DemoApp, EventPool, TrafficModel
 from quills.errors import ConfigError
@@ -134,29 +134,31 @@ async def run_loadgen(options: LoadgenOptions, out: TextIO | None = None) -> Loa
     interval = options.batch / options.rate
     total = max(1, round(options.duration / interval))
     slots = asyncio.Semaphore(options.concurrency)
-    limits = httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency)
     is_tty = out.isatty()
     started = time.perf_counter()
+    # aiohttp, not httpx: a 100 KiB batch body costs httpx ~5-8 ms of CPU a request here, aiohttp well
+    # under 1 ms, and the generator must leave the cores to the services it loads.
+    connector = aiohttp.TCPConnector(limit=options.concurrency, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=options.timeout)
+    headers_of = {
+        app_id: {"authorization": f"Bearer {key}", "content-type": "application/json"}
+        for app_id, key in keys.items()
+    }
+    url = options.url.rstrip("/") + path
 
-    async with httpx.AsyncClient(base_url=options.url, limits=limits, timeout=options.timeout) as client:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
 
         async def send(app: DemoApp, body: bytes, n: int) -> None:
             t0 = time.perf_counter()
             try:
-                response = await client.post(
-                    path,
-                    content=body,
-                    headers={
-                        "authorization": f"Bearer {keys[app.app_id]}",
-                        "content-type": "application/json",
-                    },
-                )
-            except httpx.HTTPError as exc:
+                async with client.post(url, data=body, headers=headers_of[app.app_id]) as response:
+                    await response.read()
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 summary.failed += n
                 statuses[type(exc).__name__] += 1
             else:
                 latencies.append((time.perf_counter() - t0) * 1000)
-                status = response.status_code
                 statuses[str(status)] += 1
                 if status == 202:
                     summary.accepted += n
@@ -177,7 +179,9 @@ async def run_loadgen(options: LoadgenOptions, out: TextIO | None = None) -> Loa
             loop.add_signal_handler(signal.SIGINT, interrupted.set)
         try:
             for k in range(total):
-                if interrupted.is_set():
+                # Behind schedule (an overloaded service or generator), the run still ends on time: what
+                # was not sent by then is not sent, and the achieved rate shows the shortfall.
+                if interrupted.is_set() or time.perf_counter() - started >= options.duration:
                     break
                 due = started + k * interval
                 delay = due - time.perf_counter()

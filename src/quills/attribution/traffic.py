@@ -250,16 +250,26 @@ class EventPool:
         limit = min(self._max, max(16, 4 * self._max // model.rank(app)))
         rank, devices = model.rank(app), model.devices(app)
         out = []
+        # random() and int() rather than randrange(): a third of the cost, and the bias is negligible.
+        random_ = rng.random
         for _ in range(n):
             if len(pool) < limit:
                 pool.append(self._template(model.event(app, now_ms), now_ms))
                 head, lateness, tail = pool[-1]
             else:
-                head, lateness, tail = pool[rng.randrange(len(pool))]
+                head, lateness, tail = pool[int(random_() * len(pool))]
             self._count += 1
             out.append(
                 b'%s"event_id":"%s-%012x","event_time":%d,"device_id":"%05d-%09d",%s'
-                % (head, self._id_prefix, self._count, now_ms - lateness, rank, rng.randrange(devices), tail)
+                % (
+                    head,
+                    self._id_prefix,
+                    self._count,
+                    now_ms - lateness,
+                    rank,
+                    int(random_() * devices),
+                    tail,
+                )
             )
         return out
 
