@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -46,3 +48,17 @@ def test_merged_ranges_cover_exactly_the_union_and_are_disjoint(spans: list[tupl
 @given(st.sets(st.integers(1, 500)))
 def test_ranges_of_sequences_round_trip(seqs: set[int]) -> None:
     assert {x for a, b in ranges_of(sorted(seqs)) for x in range(a, b + 1)} == seqs
+
+
+@given(st.integers(1, 1_000), st.integers(1, 60), st.randoms(use_true_random=False), st.booleans())
+def test_ranges_of_a_run_in_any_order_is_its_span_and_a_gap_is_kept(
+    first: int, n: int, rng: random.Random, shuffle: bool
+) -> None:
+    # A batch is usually one run of consecutive sequences (the shortcut); a reordered or gapped one is not.
+    seqs = list(range(first, first + n))
+    if shuffle:
+        rng.shuffle(seqs)
+    assert ranges_of(seqs) == [(first, first + n - 1)]
+    if n > 2:
+        gapped = [s for s in seqs if s != first + n // 2] + [first + n]
+        assert ranges_of(gapped) == [(first, first + n // 2 - 1), (first + n // 2 + 1, first + n)]
