@@ -150,7 +150,7 @@ class NatsSource:
         # brought back at once, so the group's next reader gets it now and in order, not after ack_wait.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._done.wait(), self.options.max_wait + 1.0)
-        replies, self.replies, self.payloads = self.replies, [], []
+        replies, self.replies, self.payloads, self.nbytes = self.replies, [], [], 0
         with contextlib.suppress(NatsError, OSError, TimeoutError):
             await self._nc.reply_all(replies, b"-NAK")
             await self._nc.flush()
