@@ -154,3 +154,19 @@ def test_ack_subjects_in_the_form_with_domain_and_account_hash() -> None:
     ]
     assert ack_positions(subjects) == ([3, 4, 6], True, 34)
     assert ack_positions(subjects[:2]) == ([3, 4], False, 36)
+
+
+def test_a_large_message_arriving_in_small_reads_is_delivered_once_and_whole() -> None:
+    box, routed = Box(), []
+    nc = client_with(box, routed)
+    big = bytes(range(256)) * 4_000  # ~1 MB, CR and LF included
+    data = msg(INBOX_SID, reply(0), b"a") + msg(INBOX_SID, reply(1), big) + msg(INBOX_SID, reply(2), b"b")
+
+    async def feed() -> None:
+        for start in range(0, len(data), 4_096):
+            await nc._ps.parse(data[start : start + 4_096])
+
+    asyncio.run(feed())
+    assert box.payloads == [b"a", big, b"b"]
+    assert box.replies == [reply(0), reply(1), reply(2)]
+    assert not nc._ps.buf

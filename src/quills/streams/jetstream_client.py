@@ -133,11 +133,20 @@ class _BulkParser(Parser):
         super().__init__(nc)
         self._client = nc
 
+    def reset(self) -> None:
+        super().reset()
+        self._need = 0  # bytes the unfinished frame at the start of buf needs, when its line told
+
     async def parse(self, data: bytes = b"") -> None:
         sids = self._client._inbox_sids
         if not sids or self.state != AWAITING_CONTROL_LINE:
             await super().parse(data)
             return
+        if len(self.buf) + len(data) < self._need:
+            # A large message still arriving: keep it without looking at it again on every read.
+            self.buf += data
+            return
+        self._need = 0
         if self.buf:
             data = bytes(self.buf) + data
             self.buf = bytearray()
@@ -166,6 +175,7 @@ class _BulkParser(Parser):
                 with contextlib.suppress(ValueError):  # a malformed line: nats-py's parser reports it
                     end += int(line[line.rfind(b" ") + 1 :]) + 2
                 if end > n:
+                    self._need = end - pos
                     break
                 parts = line.split(b" ")
                 inbox = sids.get(parts[2]) if len(parts) == 5 and parts[0] == b"MSG" else None
