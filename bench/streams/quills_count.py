@@ -35,11 +35,12 @@ async def main(url: str, topic: str, n: int, group: str, db: str) -> None:
     backbone = await connect(url)
     seen = 0
     first = 0.0
+    cpu_first = 0.0
 
     def count(batch: Batch[Install]) -> dict[str, int]:
-        nonlocal seen, first
+        nonlocal seen, first, cpu_first
         if not first:
-            first = time.perf_counter()
+            first, cpu_first = time.perf_counter(), cpu_seconds()
         seen += len(batch.messages)
         if seen >= n:
             consumer.stop()
@@ -56,6 +57,7 @@ async def main(url: str, topic: str, n: int, group: str, db: str) -> None:
         json.dumps(
             {
                 "cpu": cpu_seconds(),
+                "cpu_first": cpu_first,
                 "rss_mb": peak_rss_mb(),
                 "events": seen,
                 "seconds": done - first,

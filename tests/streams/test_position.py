@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import msgspec
 import pytest
 from hypothesis import given
@@ -64,3 +66,17 @@ def test_covered_upto_reads_a_kafka_next_offset_and_nothing_stored() -> None:
     assert covered_upto("1200", 0) == 1199
     assert covered_upto(None, 5) == 4
     assert covered_upto("", 1) == 0
+
+
+@given(st.integers(1, 1_000), st.integers(1, 60), st.randoms(use_true_random=False), st.booleans())
+def test_ranges_of_a_run_in_any_order_is_its_span_and_a_gap_is_kept(
+    first: int, n: int, rng: random.Random, shuffle: bool
+) -> None:
+    # A batch is usually one run of consecutive sequences (the shortcut); a reordered or gapped one is not.
+    seqs = list(range(first, first + n))
+    if shuffle:
+        rng.shuffle(seqs)
+    assert ranges_of(seqs) == [(first, first + n - 1)]
+    if n > 2:
+        gapped = [s for s in seqs if s != first + n // 2] + [first + n]
+        assert ranges_of(gapped) == [(first, first + n // 2 - 1), (first + n // 2 + 1, first + n)]

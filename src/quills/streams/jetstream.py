@@ -29,8 +29,9 @@ from nats.js.errors import NotFoundError
 
 from quills.errors import ConfigError, StreamError
 from quills.streams.backbone import Backbone, KeyFn, PositionLoader
+from quills.streams.jetstream_client import DirectClient, open_client, reachable
 from quills.streams.jetstream_publish import BatchPublisher
-from quills.streams.jetstream_pull import DirectClient, NatsSource, open_client, reachable, stream_name
+from quills.streams.jetstream_pull import NatsSource, stream_name
 from quills.streams.options import ConsumerOptions
 from quills.streams.topic import Topic
 

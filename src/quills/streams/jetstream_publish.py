@@ -29,7 +29,7 @@ import msgspec
 from nats.errors import Error as NatsError
 
 from quills.errors import PublishError
-from quills.streams.jetstream_pull import DirectClient, never_called
+from quills.streams.jetstream_client import DirectClient, never_called
 
 __all__ = ("BatchPublisher",)
 

@@ -99,7 +99,13 @@ def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def ranges_of(seqs: Sequence[int]) -> list[tuple[int, int]]:
     """Inclusive ranges covering ``seqs`` (any order, no duplicates expected)."""
-    return merge_ranges([(s, s) for s in seqs]) if seqs else []
+    if not seqs:
+        return []
+    first, last = seqs[0], seqs[-1]
+    # The usual batch: one run of consecutive sequences, checked at C speed.
+    if last - first == len(seqs) - 1 and list(seqs) == list(range(first, last + 1)):
+        return [(first, last)]
+    return merge_ranges([(s, s) for s in seqs])
 
 
 def _contains(ranges: list[tuple[int, int]], seq: int) -> bool:
