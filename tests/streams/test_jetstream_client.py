@@ -1,4 +1,4 @@
-"""The NATS client's bulk parser and the pull loop's ack-subject parsing, on bytes as the server sends them.
+"""The NATS client's bulk parser, on bytes as the server sends them.
 
 The parser runs inside a real (unconnected) ``DirectClient``: frames it does not take itself go through
 nats-py's own parser and the client's routes, as on a live connection. The live path is covered by
@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quills.streams.jetstream_client import DirectClient, _take_run
-from quills.streams.jetstream_pull import ack_positions
 
 INBOX_SID, ROUTED_SID = 7, 9
 ACK = b"$JS.ACK.Q_orders.g1"
@@ -135,25 +134,6 @@ def test_a_read_with_a_payload_holding_crlf_is_left_whole_to_the_frame_path() ->
     )
     assert _take_run(data, {b"%d" % INBOX_SID: box}) == (0, None)
     assert box.payloads == [] and box.nbytes == 0
-
-
-def test_ack_subjects_give_stream_sequences_pending_and_redelivery() -> None:
-    fresh = [reply(i) for i in range(5)]
-    assert ack_positions(fresh) == ([100, 101, 102, 103, 104], False, 8_996)
-    again = [reply(0), reply(1, delivered=3), reply(2)]
-    assert ack_positions(again) == ([100, 101, 102], True, 8_998)
-    # Another consumer whose name starts like this one's is not taken for it.
-    other = [b"$JS.ACK.Q_orders.g1x.1.7.7.1.0"]
-    assert ack_positions(other) == ([7], False, 0)
-
-
-def test_ack_subjects_in_the_form_with_domain_and_account_hash() -> None:
-    subjects = [
-        b"$JS.ACK.hub.ACCHASH.Q_orders.g1.%d.%d.%d.17637.%d.tok%d" % (d, s, s, 40 - s, s)
-        for d, s in [(1, 3), (1, 4), (2, 6)]
-    ]
-    assert ack_positions(subjects) == ([3, 4, 6], True, 34)
-    assert ack_positions(subjects[:2]) == ([3, 4], False, 36)
 
 
 def test_a_large_message_arriving_in_small_reads_is_delivered_once_and_whole() -> None:
