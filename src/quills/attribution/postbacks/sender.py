@@ -171,18 +171,19 @@ class Sender:
         for d in due:
             partner = index.partners[d.partner_id]
             self.in_flight[d.partner_id] = self.in_flight.get(d.partner_id, 0) + 1
-            task = loop.create_task(self._attempt(d, self.command(partner)))
+            task = loop.create_task(self._attempt(d, self.command(partner), partner.timeout_s))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return len(due)
 
-    async def _attempt(self, due: Due, command: Any) -> None:
+    async def _attempt(self, due: Due, command: Any, timeout_s: float) -> None:
         started = time.perf_counter()
         code: int | None = None
         error: str | None = None
         retry_after: str | None = None
         try:
-            response: Response = await command(due)
+            # the command cancels the send at the partner's timeout: the client needs no timer of its own
+            response: Response = await command(due, timeout_s)
             code = response.status_code
         except (CircuitOpenError, BulkheadFullError) as exc:
             if isinstance(exc, CircuitOpenError):
