@@ -5,6 +5,7 @@ keep-alive reuse, answers of every shape, POST bodies, no header injection, TLS 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import ssl
 import subprocess
@@ -83,6 +84,38 @@ def test_answers_map_to_sent_retryable_and_permanent(tmp_path: Path) -> None:
             send(LOOPBACK, r.url + "/pb", timeout=0.3)
     finally:
         r.kill()
+
+
+def test_a_deadline_the_caller_enforces_replaces_the_clients_own_only_when_it_is_no_later(
+    tmp_path: Path,
+) -> None:
+    r = ReceiverProcess(tmp_path, "r", mode="hang")
+
+    async def cut_by_caller(client: PartnerClient, d: Due, enforced_s: float, caller_s: float) -> bool:
+        """Send ``d`` to the hung receiver under the caller's own deadline: did the caller's cut end it?"""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(caller_s) as caller:
+                await client.send(d, enforced_s)
+        return caller.expired()
+
+    async def run() -> tuple[bool, bool, object]:
+        client = PartnerClient(LOOPBACK)
+        try:
+            # the caller enforces 10 s, later than the delivery's 0.3 s: the client's own timer cuts it
+            later = await cut_by_caller(client, due(r.url + "/pb?id=1", 0.3), 10.0, 5.0)
+            # the caller enforces 0.3 s (a command's timeout): the client sets no timer of its own
+            same = await cut_by_caller(client, due(r.url + "/pb?id=2", 0.3), 0.3, 0.6)
+            r.set_mode("ok")
+            return later, same, await client.send(due(r.url + "/pb?id=3", 0.3), 0.3)
+        finally:
+            await client.aclose()
+
+    try:
+        later, same, after = asyncio.run(run())
+    finally:
+        r.kill()
+    assert (later, same) == (False, True)
+    assert status(after) == 200  # a send cut by its caller leaves the pool usable
 
 
 def test_redirects_are_never_followed(tmp_path: Path) -> None:

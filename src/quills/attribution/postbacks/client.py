@@ -32,6 +32,9 @@ TransportError = (aiohttp.ClientError, TimeoutError)
 """What a send raises when no answer came (connection refused or reset, timeout): retried."""
 
 
+_NO_TIMEOUT = aiohttp.ClientTimeout()
+"""No limit at all (not even aiohttp's default 5 minutes): for a send whose caller enforces its deadline."""
+
 _TARGET_SAFE = "!$%&'()*+,/:;=?@[]~-._"
 """What may stay as it is in a request target; anything else (a space, a non-ASCII letter) is
 percent-encoded as UTF-8, and a ``%`` already there is kept (rendered values arrive encoded)."""
@@ -150,9 +153,14 @@ class PartnerClient:
         if self._session is not None:
             await self._session.close()
 
-    async def send(self, due: Due) -> Response:
+    async def send(self, due: Due, enforced_s: float = 0.0) -> Response:
         """Send ``due`` once. Returns a 2xx ``Response``; raises ``RetryableResponse``,
-        ``PermanentResponse``, ``UnsafeTarget`` or a ``TransportError`` (connection, timeout)."""
+        ``PermanentResponse``, ``UnsafeTarget`` or a ``TransportError`` (connection, timeout).
+
+        ``enforced_s``: a deadline, in seconds, that the caller already enforces by cancelling the send (a
+        quills command's timeout); default 0.0, none. When it is no longer than ``due.timeout_s`` aiohttp
+        sets no timer of its own for the request (a timer handle and two timer contexts per request).
+        """
         # the URL object aiohttp connects with is the one checked (no second parser to disagree with)
         raw = due.url.partition("#")[0]  # a fragment is never sent
         if not (raw.isascii() and raw.isprintable()) or " " in raw:
@@ -174,7 +182,7 @@ class PartnerClient:
         if due.headers:
             self._check_headers(due.headers)
         session = self._session or self._open()
-        timeout = self._timeouts.get(due.timeout_s)
+        timeout = _NO_TIMEOUT if 0.0 < enforced_s <= due.timeout_s else self._timeouts.get(due.timeout_s)
         if timeout is None:
             timeout = self._timeouts[due.timeout_s] = aiohttp.ClientTimeout(total=due.timeout_s)
         started = time.perf_counter()
@@ -186,10 +194,15 @@ class PartnerClient:
         if due.body is not None:
             kwargs["data"] = due.body.encode()
         try:
-            async with session.request(due.method, url, **kwargs) as response:
+            # awaited rather than entered: reading the body to its end releases the connection, so the
+            # context manager's exit (and its wait for a writer long done) is only the release below
+            response = await session.request(due.method, url, **kwargs)
+            try:
                 await response.read()
-                code = response.status
-                retry_after = response.headers.get("Retry-After")
+            finally:
+                response.release()
+            code = response.status
+            retry_after = response.headers.get("Retry-After")
         except aiohttp.ClientConnectorError as exc:
             # the resolver's refusal arrives wrapped in a connection error: keep it a refusal
             cause = exc.__cause__ or exc.__context__

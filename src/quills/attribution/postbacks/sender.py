@@ -7,7 +7,9 @@ Each partner has its own async command ``postback.<partner_id>`` (group ``partne
 bulkhead (``max_concurrent``), breaker and timeout, so a partner that hangs or fails fills only its own
 lane; the loop never picks more deliveries for a partner than its lane has room for, and never waits for
 one partner's sends before picking the others'. When a partner's circuit is open its deliveries stay
-pending (parked) and are picked again once the breaker allows a trial: never dropped.
+pending (parked) and are picked again once the breaker allows a trial: never dropped. From a rejection
+until a delivery is sent again the lane probes: one delivery at a time, and only when none of its calls is
+in flight, so a lane whose trial hangs is not picked (and rejected) again and again until the trial ends.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class Sender:
         self.in_flight: dict[str, int] = {}
         self._lane: dict[str, int] = {}
         self.parked_until: dict[str, float] = {}
+        # lanes whose circuit rejected a call: they pick one delivery at a time until one is answered
+        self._probing: set[str] = set()
         self.sent = self.retried = self.dead = self.parked = 0
         self._commands: dict[str, tuple[Partner, Any]] = {}
         self._results: list[Attempt] = []
@@ -151,7 +155,8 @@ class Sender:
             if not partner.enabled or self.parked_until.get(pid, 0) > now:
                 continue
             self._lane[pid] = partner.max_concurrent
-            room = partner.max_concurrent - self.in_flight.get(pid, 0)
+            busy = self.in_flight.get(pid, 0)
+            room = (0 if busy else 1) if pid in self._probing else partner.max_concurrent - busy
             if room > 0:
                 wants[pid] = room
         results, self._results = self._results, []
@@ -166,22 +171,28 @@ class Sender:
         for d in due:
             partner = index.partners[d.partner_id]
             self.in_flight[d.partner_id] = self.in_flight.get(d.partner_id, 0) + 1
-            task = loop.create_task(self._attempt(d, self.command(partner)))
+            task = loop.create_task(self._attempt(d, self.command(partner), partner.timeout_s))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return len(due)
 
-    async def _attempt(self, due: Due, command: Any) -> None:
+    async def _attempt(self, due: Due, command: Any, timeout_s: float) -> None:
         started = time.perf_counter()
         code: int | None = None
         error: str | None = None
         retry_after: str | None = None
         try:
-            response: Response = await command(due)
+            # the command cancels the send at the partner's timeout: the client needs no timer of its own
+            response: Response = await command(due, timeout_s)
             code = response.status_code
         except (CircuitOpenError, BulkheadFullError) as exc:
-            wait = exc.retry_after if isinstance(exc, CircuitOpenError) else 0.05
-            self.parked_until[due.partner_id] = time.time() + wait
+            if isinstance(exc, CircuitOpenError):
+                wait = exc.retry_after
+                self._probing.add(due.partner_id)
+            else:
+                wait = 0.05
+            # retry_after is 0 while a trial runs: rest the lane a moment (it probes only when idle anyway)
+            self.parked_until[due.partner_id] = time.time() + max(wait, 0.05)
             self.parked += 1
             self._done(due, self._park(due, wait))
             return
@@ -197,6 +208,8 @@ class Sender:
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         outcome = classify(code, retry_after)
+        if outcome.status == "sent":  # what closes a circuit (a successful trial): the whole lane again
+            self._probing.discard(due.partner_id)
         self._done(due, self._finish(due, code, outcome.status, started, error, outcome.retry_after))
 
     def _done(self, due: Due, attempt: Attempt) -> None:
