@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from .helpers import PG_ADMIN_DSN, Platform
+from brokers import fresh_pg_database, tansu
+
+from .helpers import Platform
 
 
 @pytest.fixture
@@ -24,9 +24,11 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
 
 @pytest.fixture
 def pg_dsn() -> Iterator[str]:
-    name = "quills_attr_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database("quills_attr_") as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def kafka_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with tansu(tmp_path_factory.mktemp("tansu")) as url:
+        yield url

@@ -19,19 +19,11 @@ from typing import Any
 import httpx
 import msgspec
 
+from brokers import free_port
 from quills.attribution.events import EventView
 
 HOUR = 3_600_000
 T0 = 1_763_769_600_000  # 2025-11-22T00:00Z, the hour the reports tests' events start in
-
-PG_ADMIN_DSN = os.environ.get("QUILLS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[Any] | None = None) -> None:
@@ -53,7 +45,7 @@ class Platform:
     """``quills up`` running in ``data_dir``; ``kill(name)`` SIGKILLs one service (the supervisor
     restarts it)."""
 
-    def __init__(self, data_dir: Path, *, db: str = "", demo_apps: int = 20) -> None:
+    def __init__(self, data_dir: Path, *, db: str = "", broker: str = "", demo_apps: int = 20) -> None:
         self.data_dir = data_dir
         self.ingest_port, self.api_port, self.monitor_port, self.broker_port = (free_port() for _ in range(4))
         self.postbacks_port = free_port()
@@ -78,12 +70,14 @@ class Platform:
         ]
         if db:
             argv += ["--db", db]
+        if broker:
+            argv += ["--broker", broker]
         env = {
             k: v for k, v in os.environ.items() if k not in ("QUILLS_BROKER", "QUILLS_DB", "QUILLS_DATA_DIR")
         }
         self._out = open(self.log, "ab")
         self.proc = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.STDOUT, env=env)
-        for port in (self.broker_port, self.ingest_port, self.api_port):
+        for port in ((self.broker_port,) if not broker else ()) + (self.ingest_port, self.api_port):
             wait_port(port, 60, self.proc)
         self.creds: dict[str, Any] = json.loads((data_dir / "credentials.json").read_text())
         self.ingest = f"http://127.0.0.1:{self.ingest_port}"

@@ -14,8 +14,12 @@ from quills.errors import PublishError
 
 
 class FakeBroker:
+    """Records what a flush publishes; ``calls`` count events (packed messages are unpacked: the fake
+    events hold no commas), ``messages`` the log messages with their keys."""
+
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []
+        self.messages: list[tuple[bytes, bytes | None]] = []
         self.stored: list[bytes] = []
         self.fail = False
         self.hang = False
@@ -23,14 +27,16 @@ class FakeBroker:
     async def publish_raw(
         self, name: str, values: Sequence[bytes], keys: Sequence[bytes | None] | None = None
     ) -> int:
-        self.calls.append((name, len(values)))
+        events = [e for v in values for e in (v[1:-1].split(b",") if v[:1] == b"[" else [v])]
+        self.calls.append((name, len(events)))
         if self.hang:
             await asyncio.sleep(3600)
         await asyncio.sleep(0.01)
         if self.fail:
             raise PublishError("no ack")
         assert keys is not None and len(keys) == len(values)
-        self.stored.extend(values)
+        self.messages.extend(zip(values, keys, strict=True))
+        self.stored.extend(events)
         return len(values)
 
 
@@ -119,3 +125,25 @@ async def _test_a_thousand_waiting_events_are_flushed_without_lingering() -> Non
     await publisher.publish({"installs.v1": [b"i"] * 1000}, b"app")
     assert broker.calls == [("installs.v1", 1000)]
     await publisher.close()
+
+
+@pytest.mark.parametrize("pack", [True, False])
+def test_a_flush_packs_each_topics_events_per_app_unless_told_not_to(pack: bool) -> None:
+    async def scenario() -> FakeBroker:
+        broker = FakeBroker()
+        publisher = Publisher(broker.publish_raw, registry=quills.Registry(), linger=0.2, pack=pack)
+        publisher.start()
+        await asyncio.gather(
+            publisher.publish({"installs.v1": [b"a1", b"a2"]}, b"A"),
+            publisher.publish({"installs.v1": [b"b1"]}, b"B"),
+            publisher.publish({"installs.v1": [b"a3"]}, b"A"),
+        )
+        await publisher.close()
+        return broker
+
+    broker = asyncio.run(scenario())
+    assert broker.calls == [("installs.v1", 4)]
+    if pack:
+        assert broker.messages == [(b"[a1,a2,a3]", b"A"), (b"[b1]", b"B")]
+    else:
+        assert broker.messages == [(b"a1", b"A"), (b"a2", b"A"), (b"b1", b"B"), (b"a3", b"A")]

@@ -6,11 +6,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Mapping
 
-import msgspec
-from hypothesis import given
-from hypothesis import strategies as st
-
-from quills.attribution.reports.freshness import Bounds, Completeness, covered_upto
+from quills.attribution.reports.freshness import Bounds, Completeness
 from quills.attribution.reports.handlers import fold, parse_query, row_hash
 from quills.attribution.reports.messages import ReportQuery
 from quills.attribution.reports.sketch import device_digest
@@ -92,17 +88,6 @@ def test_every_bad_parameter_is_reported() -> None:
     assert {p for p, _ in errors} == {"from", "to", "group_by", "timezone", "format", "limit"}
     too_long = parse_query({"from": "2026-01-01", "to": "2026-03-01"}, today=TODAY)
     assert too_long == [("to", "a report covers at most 31 days")]
-
-
-@given(st.lists(st.tuples(st.integers(1, 200), st.integers(0, 20)), max_size=20), st.integers(1, 50))
-def test_covered_upto_is_the_end_of_the_contiguous_prefix(spans: list[tuple[int, int]], first: int) -> None:
-    ranges = [(lo, lo + n) for lo, n in spans]
-    stored = msgspec.json.encode(ranges).decode()
-    seqs = {s for lo, hi in ranges for s in range(lo, hi + 1)}
-    expected = first - 1
-    while expected + 1 in seqs:
-        expected += 1
-    assert covered_upto(stored, first) == expected
 
 
 def test_data_complete_until_is_the_latest_probe_whose_sequences_are_all_stored() -> None:

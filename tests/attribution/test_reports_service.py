@@ -121,3 +121,20 @@ def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_rest_is_counted(
     health = httpx.get(f"{platform.api}/healthz").json()
     installs = next(c for c in health["consumers"] if c["topic"] == "installs.v1")
     assert installs["dlq_messages"] == 2 and installs["healthy"]
+
+
+def test_on_kafka_data_complete_until_follows_the_partitions_end_offsets(
+    kafka_url: str, tmp_path: Path
+) -> None:
+    platform = Platform(tmp_path / "data", broker=kafka_url, demo_apps=3)
+    try:
+        (a, a_info), (b, b_info) = list(platform.creds["apps"].items())[:2]
+        before = int(time.time() * 1000)
+        send(platform, [event(a, a_info["platform"], event_type="install") for _ in range(30)])
+        send(platform, [event(b, b_info["platform"]) for _ in range(20)])
+        report = platform.wait_complete(before)
+        assert report["rows"][0]["installs"] == 30 and report["rows"][0]["sessions"] == 20
+        health = httpx.get(f"{platform.api}/healthz").json()
+        assert health["lag_seconds"] is not None and health["status"] == "ok"
+    finally:
+        platform.stop()

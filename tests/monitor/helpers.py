@@ -20,13 +20,9 @@ import httpx
 import pytest
 import uvicorn
 
+from brokers import free_port
+
 INSTANCE_SCRIPT = Path(__file__).with_name("instance_main.py")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def read_events(url: str, *, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:

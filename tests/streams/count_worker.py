@@ -14,6 +14,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+# conftest (the test event) and, for it, tests/brokers.py: pytest's pythonpath does not reach this process.
+sys.path.insert(0, str(Path(__file__).parent.parent))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import Install

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 from conftest import Install
 
-from quills.errors import PublishError
+from quills.errors import ConfigError, PublishError
 from quills.streams import (
     Backbone,
     Batch,
@@ -25,6 +25,7 @@ from quills.streams import (
     PositionLoader,
     SqliteSink,
     Topic,
+    pack,
 )
 
 TOPIC = Topic("t", Install)
@@ -226,6 +227,50 @@ def test_undecodable_messages_are_dead_lettered_with_place_and_reason_and_the_re
     snap = consumer.snapshot()
     assert snap.dlq_messages == 2 and snap.retries == 1, "a failed DLQ publish is retried, not skipped"
     assert source.acked == [[1, 2, 3, 4]]
+
+
+def test_packed_messages_reach_the_handler_one_by_one_in_order_and_count_as_messages() -> None:
+    packed = pack([ev(1), ev(2), ev(3)], max_count=2)
+    source = FakeSource([[ev(0), *packed, ev(4)]])
+    got: list[int] = []
+    consumer = run(FakeBackbone(source), lambda b: got.extend(m.id for m in b), ConsumerOptions(group="g"))
+    assert len(packed) == 2 and got == [0, 1, 2, 3, 4]
+    assert consumer.snapshot().messages == 5
+    assert source.acked == [[1, 2, 3, 4]], "positions stay per log message"
+
+
+def test_only_the_bad_message_of_a_packed_message_is_dead_lettered() -> None:
+    bad = encode({"id": 7})  # valid JSON, but no app_id
+    (mixed,) = pack([ev(1), bad, ev(3)])
+    source = FakeSource([[ev(0), mixed, b"[{oops", ev(4)]])
+    backbone = FakeBackbone(source)
+    got: list[int] = []
+    consumer = run(backbone, lambda b: got.extend(m.id for m in b), ConsumerOptions(group="g"))
+    dead = [msgspec.json.decode(d, type=DeadLetter) for d in backbone.published["t.dlq"]]
+    assert got == [0, 1, 3, 4]
+    assert [(d.payload, d.offset) for d in dead] == [(bad, 2), (b"[{oops", 3)]
+    assert "message 1 of a packed message" in dead[0].reason and "app_id" in dead[0].reason
+    assert consumer.snapshot().dlq_messages == 2
+
+
+class Point(msgspec.Struct, array_like=True):
+    x: int
+
+
+def test_an_array_like_topic_takes_single_messages_and_refuses_to_pack() -> None:
+    topic = Topic("points", Point)
+    assert not topic.packable and topic.any_decoder.decode(b"[1]") == Point(1)
+    backbone = FakeBackbone(FakeSource([]))
+    with pytest.raises(ConfigError, match="array_like"):
+        asyncio.run(backbone.publish_many(topic, [Point(1)], pack=True))
+
+
+def test_publish_many_with_pack_sends_each_keys_messages_packed_and_counts_messages() -> None:
+    backbone = FakeBackbone(FakeSource([]))
+    sent = [Install(id=i, app_id=f"a{i % 2}") for i in range(5)]
+    n = asyncio.run(backbone.publish_many(TOPIC, sent, key=lambda m: m.app_id, pack=True))
+    decode = msgspec.json.Decoder(list[Install]).decode
+    assert n == 5 and [[m.id for m in decode(p)] for p in backbone.published["t"]] == [[0, 2, 4], [1, 3]]
 
 
 def test_a_stale_batch_is_rejected_not_counted_and_not_retried(tmp_path: Path) -> None:

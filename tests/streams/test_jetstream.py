@@ -9,7 +9,16 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Install, consume, events, free_port, group_crash_scenario, rss_growth_scenario, unique
+from conftest import (
+    Install,
+    consume,
+    events,
+    free_port,
+    group_crash_scenario,
+    log_bounds_scenario,
+    rss_growth_scenario,
+    unique,
+)
 from nats.js.api import StorageType, StreamConfig
 
 from quills.errors import PublishError
@@ -22,6 +31,7 @@ from quills.streams import (
     StartFrom,
     Topic,
     connect,
+    pack,
     stream_name,
 )
 
@@ -244,8 +254,11 @@ def test_two_processes_in_a_group_with_one_killed_and_restarted_count_exactly_on
     topic = unique("installs")
 
     async def produce() -> None:
+        # The first half packed five to a log message (the kill lands there), the rest one per message.
         backbone = await connect(nats_url)
-        await backbone.publish_many(Topic(topic, Install), events(0, n))
+        half = [Topic(topic, Install).encode(e) for e in events(0, n // 2)]
+        await backbone.publish_raw(topic, pack(half, max_count=5))
+        await backbone.publish_many(Topic(topic, Install), events(n // 2, n))
         await backbone.close()
 
     asyncio.run(produce())
@@ -282,3 +295,9 @@ def test_at_scale_consumer_rss_grows_less_than_50_mb_over_ten_million_events(
     print("nats 10M:", {k: round(v, 1) for k, v in rss.items()})
     assert rss["growth"] < 50, f"RSS grew {rss['growth']:.1f} MB over {n:,} events: {rss}"
     assert rss["band"] < 200, f"RSS is not bounded: {rss}"
+
+
+def test_log_bounds_say_when_a_group_has_stored_everything_the_topic_holds(
+    nats_url: str, tmp_path: Path
+) -> None:
+    log_bounds_scenario(nats_url, tmp_path, partitions=1)

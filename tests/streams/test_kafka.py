@@ -7,7 +7,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Install, consume, events, group_crash_scenario, rss_growth_scenario, unique
+from conftest import (
+    Install,
+    consume,
+    events,
+    group_crash_scenario,
+    log_bounds_scenario,
+    rss_growth_scenario,
+    unique,
+)
 
 from quills.errors import PublishError
 from quills.streams import (
@@ -21,13 +29,16 @@ from quills.streams import (
 )
 
 
-def test_published_messages_are_consumed_once_each_in_per_key_order(kafka_url: str) -> None:
+@pytest.mark.parametrize("pack", [False, True], ids=["one-per-message", "packed"])
+def test_published_messages_are_consumed_once_each_in_per_key_order(kafka_url: str, pack: bool) -> None:
     async def scenario() -> list[Install]:
         backbone = await connect(kafka_url)
         assert isinstance(backbone, KafkaBackbone)
         topic = Topic(unique("orders"), Install)
         await backbone.ensure_topic(topic.wire_name, partitions=4)
-        assert await backbone.publish_many(topic, events(0, 20_000), key=lambda e: e.app_id) == 20_000
+        for start in range(0, 20_000, 5_000):
+            sent = events(start, start + 5_000)
+            assert await backbone.publish_many(topic, sent, key=lambda e: e.app_id, pack=pack) == 5_000
         await backbone.close()
         return await consume(kafka_url, topic, 20_000, ConsumerOptions(group=unique("g"), session_timeout=2))
 
@@ -252,3 +263,9 @@ def test_a_larger_message_max_bytes_in_kafka_config_raises_the_fetch_size_with_i
     source = KafkaSource("127.0.0.1:1", "t", ConsumerOptions(group="g"), None, extra)
     assert source._config["fetch.max.bytes"] >= 8 << 20
     Consumer(source._config).close()  # librdkafka refuses fetch.max.bytes < message.max.bytes
+
+
+def test_log_bounds_say_when_a_group_has_stored_everything_the_topic_holds(
+    kafka_url: str, tmp_path: Path
+) -> None:
+    log_bounds_scenario(kafka_url, tmp_path, partitions=3, exact=False)

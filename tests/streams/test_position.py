@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import random
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quills.streams import KafkaClaim, NatsClaim, StaleClaimError
+from quills.streams import KafkaClaim, NatsClaim, StaleClaimError, covered_upto
 from quills.streams.position import merge_ranges, ranges_of
 
 
@@ -48,6 +49,23 @@ def test_merged_ranges_cover_exactly_the_union_and_are_disjoint(spans: list[tupl
 @given(st.sets(st.integers(1, 500)))
 def test_ranges_of_sequences_round_trip(seqs: set[int]) -> None:
     assert {x for a, b in ranges_of(sorted(seqs)) for x in range(a, b + 1)} == seqs
+
+
+@given(st.lists(st.tuples(st.integers(1, 200), st.integers(0, 20)), max_size=20), st.integers(1, 50))
+def test_covered_upto_is_the_end_of_the_contiguous_prefix(spans: list[tuple[int, int]], first: int) -> None:
+    ranges = [(lo, lo + n) for lo, n in spans]
+    stored = msgspec.json.encode(ranges).decode()
+    seqs = {s for lo, hi in ranges for s in range(lo, hi + 1)}
+    expected = first - 1
+    while expected + 1 in seqs:
+        expected += 1
+    assert covered_upto(stored, first) == expected
+
+
+def test_covered_upto_reads_a_kafka_next_offset_and_nothing_stored() -> None:
+    assert covered_upto("1200", 0) == 1199
+    assert covered_upto(None, 5) == 4
+    assert covered_upto("", 1) == 0
 
 
 @given(st.integers(1, 1_000), st.integers(1, 60), st.randoms(use_true_random=False), st.booleans())

@@ -3,7 +3,9 @@ steady rate, with a live progress line and a final summary.
 
 Open loop: request ``k`` is due at ``k * batch / rate`` seconds; at most ``concurrency`` requests are in
 flight, so an overloaded service shows up as a lower achieved rate and higher latency, not as a pile of
-client tasks. Each request carries events of one app (a key belongs to one app).
+client tasks. Each request carries events of one app (a key belongs to one app). Events come from an
+``EventPool`` of the traffic model (fresh ids, times and devices on pooled events: ~2 us an event), so the
+generator itself stays cheap next to the services it loads.
 """
 
 from __future__ import annotations
@@ -21,10 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-import httpx
-import msgspec
+import aiohttp
 
-from quills.attribution.traffic import DemoApp, TrafficModel
+from quills.attribution.traffic import DemoApp, EventPool, TrafficModel
 from quills.errors import ConfigError
 
 __all__ = ("LoadgenOptions", "LoadSummary", "run_loadgen", "percentile", "summary_json")
@@ -124,38 +125,40 @@ async def run_loadgen(options: LoadgenOptions, out: TextIO | None = None) -> Loa
     out = out or sys.stdout
     apps, keys = _load_apps(options.credentials)
     model = TrafficModel(apps, random.Random(options.seed))
+    pool = EventPool(model)
     summary = LoadSummary()
     by_app: Counter[str] = Counter()
     statuses: Counter[str] = Counter()
     latencies: list[float] = []
-    encode = msgspec.json.Encoder().encode
     path = "/v1/events" if options.batch == 1 else "/v1/events/batch"
     interval = options.batch / options.rate
     total = max(1, round(options.duration / interval))
     slots = asyncio.Semaphore(options.concurrency)
-    limits = httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency)
     is_tty = out.isatty()
     started = time.perf_counter()
+    # aiohttp, not httpx: a 100 KiB batch body costs httpx ~5-8 ms of CPU a request here, aiohttp well
+    # under 1 ms, and the generator must leave the cores to the services it loads.
+    connector = aiohttp.TCPConnector(limit=options.concurrency, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=options.timeout)
+    headers_of = {
+        app_id: {"authorization": f"Bearer {key}", "content-type": "application/json"}
+        for app_id, key in keys.items()
+    }
+    url = options.url.rstrip("/") + path
 
-    async with httpx.AsyncClient(base_url=options.url, limits=limits, timeout=options.timeout) as client:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
 
         async def send(app: DemoApp, body: bytes, n: int) -> None:
             t0 = time.perf_counter()
             try:
-                response = await client.post(
-                    path,
-                    content=body,
-                    headers={
-                        "authorization": f"Bearer {keys[app.app_id]}",
-                        "content-type": "application/json",
-                    },
-                )
-            except httpx.HTTPError as exc:
+                async with client.post(url, data=body, headers=headers_of[app.app_id]) as response:
+                    await response.read()
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 summary.failed += n
                 statuses[type(exc).__name__] += 1
             else:
                 latencies.append((time.perf_counter() - t0) * 1000)
-                status = response.status_code
                 statuses[str(status)] += 1
                 if status == 202:
                     summary.accepted += n
@@ -176,7 +179,9 @@ async def run_loadgen(options: LoadgenOptions, out: TextIO | None = None) -> Loa
             loop.add_signal_handler(signal.SIGINT, interrupted.set)
         try:
             for k in range(total):
-                if interrupted.is_set():
+                # Behind schedule (an overloaded service or generator), the run still ends on time: what
+                # was not sent by then is not sent, and the achieved rate shows the shortfall.
+                if interrupted.is_set() or time.perf_counter() - started >= options.duration:
                     break
                 due = started + k * interval
                 delay = due - time.perf_counter()
@@ -184,11 +189,8 @@ async def run_loadgen(options: LoadgenOptions, out: TextIO | None = None) -> Loa
                     await asyncio.sleep(delay)
                 await slots.acquire()
                 app = model.app()
-                now_ms = time.time_ns() // 1_000_000
-                if options.batch == 1:
-                    body = encode(model.event(app, now_ms))
-                else:
-                    body = encode([model.event(app, now_ms) for _ in range(options.batch)])
+                events = pool.events(app, options.batch, time.time_ns() // 1_000_000)
+                body = events[0] if options.batch == 1 else b"[" + b",".join(events) + b"]"
                 summary.sent += options.batch
                 summary.requests += 1
                 task = asyncio.get_running_loop().create_task(send(app, body, options.batch))

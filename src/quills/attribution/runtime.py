@@ -18,6 +18,7 @@ from quills.attribution.apps import load_keyring
 from quills.attribution.db import Database
 from quills.attribution.keys import KeyRing
 from quills.errors import ConfigError
+from quills.streams import ConsumerOptions
 
 __all__ = (
     "run_main",
@@ -27,6 +28,7 @@ __all__ = (
     "service_parser",
     "run_service",
     "freeze_startup_heap",
+    "event_batches",
 )
 
 T = TypeVar("T")
@@ -164,3 +166,22 @@ async def wait_first(*aws: Awaitable[Any]) -> None:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# An encoded event is 400-900 bytes (the traffic model's average is ~670).
+_EVENT_BYTES = 700
+
+
+def event_batches(group: str, max_events: int, max_wait: float) -> ConsumerOptions:
+    """Consumer options for batches of about ``max_events`` events, packed or not.
+
+    ``max_batch_size`` counts log messages, and ingest packs up to 1,000 events into one
+    (``quills.streams.packing``), so the bound that holds the events of a batch near ``max_events`` is
+    the bytes: ``max_events`` x 700 bytes (at least 1 MiB, so a whole packed message always fits).
+    """
+    return ConsumerOptions(
+        group=group,
+        max_batch_size=max_events,
+        max_wait=max_wait,
+        max_batch_bytes=max(1 << 20, max_events * _EVENT_BYTES),
+    )

@@ -23,7 +23,8 @@ from quills.streams.jetstream import NatsBackbone, stream_name
 from quills.streams.kafka import KafkaBackbone
 from quills.streams.metrics import ConsumerSnapshot, StreamsCollector
 from quills.streams.options import ConsumerOptions, StartFrom
-from quills.streams.position import Claim, KafkaClaim, NatsClaim, StaleClaimError
+from quills.streams.packing import pack, pack_keyed
+from quills.streams.position import Claim, KafkaClaim, NatsClaim, StaleClaimError, covered_upto
 from quills.streams.postgres import PostgresSink
 from quills.streams.sink import Sink, SqliteSink
 from quills.streams.topic import Topic
@@ -40,6 +41,8 @@ __all__ = (
     "stream_name",
     "Topic",
     "KeyFn",
+    "pack",
+    "pack_keyed",
     # consuming
     "BatchConsumer",
     "Batch",
@@ -56,6 +59,7 @@ __all__ = (
     "KafkaClaim",
     "NatsClaim",
     "StaleClaimError",
+    "covered_upto",
     # backend protocol
     "Source",
     "Fetched",

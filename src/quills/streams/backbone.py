@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import msgspec
 
 from quills.clock import SYSTEM_CLOCK, Clock
+from quills.errors import ConfigError, StreamError
 from quills.streams.options import ConsumerOptions
+from quills.streams.packing import pack_keyed
 from quills.streams.position import Claim
 from quills.streams.topic import Topic
 
@@ -108,18 +110,35 @@ class Backbone(abc.ABC):
     ) -> Source:
         """Join ``options.group`` on ``topic``; ``positions`` (from a sink) overrides broker positions."""
 
+    async def log_bounds(self, name: str) -> dict[str, tuple[int, int]]:
+        """What broker topic ``name`` holds now, per position key: ``(first, last)`` position.
+
+        The keys are the ones sinks store positions under (Kafka ``<topic>/<partition>``, offsets; NATS
+        the stream name, sequences), so ``position.covered_upto(stored, first) >= last`` says a group has
+        stored everything the topic held at the time of the call. An empty partition or stream is
+        ``(first, first - 1)``. Raises ``StreamError`` if the broker cannot tell.
+        """
+        raise StreamError(f"{type(self).__name__} does not report log bounds")
+
     @abc.abstractmethod
     async def close(self) -> None:
         """Flush and close the connection (and stop an embedded broker this backbone started)."""
 
     async def publish_many(
-        self, topic: Topic[T], messages: Sequence[T], *, key: KeyFn | str | bytes | None = None
+        self,
+        topic: Topic[T],
+        messages: Sequence[T],
+        *,
+        key: KeyFn | str | bytes | None = None,
+        pack: bool = False,
     ) -> int:
         """Encode ``messages`` with ``topic``'s schema and publish them; returns the count acknowledged.
 
         Returns only after the broker acknowledged every message, so a caller that got a result knows
         they are durable. ``key`` is a function of the message, one key for all, or None (no key).
-        Raises ``PublishError`` otherwise.
+        ``pack`` (default False) carries each key's messages in as few log messages as
+        ``quills.streams.packing`` allows; consumers see the same messages either way, and the broker does
+        a fraction of the work. Raises ``PublishError`` otherwise.
         """
         encode = topic.encode
         values = [encode(m) for m in messages]
@@ -131,6 +150,12 @@ class Backbone(abc.ABC):
             keys = [k] * len(values)
         else:
             keys = [_as_bytes(key(m)) for m in messages]
+        if pack:
+            if not topic.packable:
+                raise ConfigError(f"{topic!r} has an array_like schema: its messages cannot be packed")
+            values, keys = pack_keyed(values, keys if keys is not None else [None] * len(values))
+            await self.publish_raw(topic.wire_name, values, keys)
+            return len(messages)
         return await self.publish_raw(topic.wire_name, values, keys)
 
     def consumer(

@@ -5,8 +5,9 @@ messages and bytes in flight). The order of a batch's steps is what makes it los
 
 1. fetch up to ``max_batch_size`` messages (``max_wait`` at most);
 2. drop messages a sink says are already stored (only redeliveries are checked);
-3. decode each message once (msgspec, in C); a message that fails goes to ``<topic>.dlq`` with its bytes,
-   place and reason, and the batch goes on without it;
+3. decode each message once (msgspec, in C); a packed message (``quills.streams.packing``) becomes its
+   messages, in order; a message that fails goes to ``<topic>.dlq`` with its bytes, place and reason,
+   and the batch goes on without it;
 4. call the handler with the decoded batch (sync or async);
 5. with a sink: store the handler's result and the batch's positions in one transaction;
 6. only then ack/commit to the broker.
@@ -24,6 +25,7 @@ import contextlib
 import inspect
 import signal
 from collections.abc import Awaitable, Callable
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
@@ -48,6 +50,17 @@ T = TypeVar("T", bound=msgspec.Struct)
 R = TypeVar("R")
 
 _encode_dead_letter = msgspec.json.Encoder().encode
+_decode_raw_list = msgspec.json.Decoder(list[msgspec.Raw]).decode
+
+
+def _flatten(decoded: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for m in decoded:
+        if isinstance(m, list):
+            out.extend(m)
+        else:
+            out.append(m)
+    return out
 
 
 class BatchConsumer(Generic[T, R]):
@@ -181,7 +194,7 @@ class BatchConsumer(Generic[T, R]):
                     return old_locate(keep[i])
 
         messages, bad = self._decode(values)
-        dead = [self._dead_letter(values[i], locate(i), reason) for i, reason in bad]
+        dead = [self._dead_letter(payload, locate(i), reason) for i, payload, reason in bad]
         batch = Batch(self.topic.wire_name, messages, redelivered=fetched.has_redeliveries)
         attempt = 0
         while True:
@@ -189,7 +202,7 @@ class BatchConsumer(Generic[T, R]):
                 if dead:
                     if not self.options.dead_letter:
                         raise ConfigError(
-                            f"{len(dead)} undecodable messages and dead_letter=False: {bad[0][1]}"
+                            f"{len(dead)} undecodable messages and dead_letter=False: {bad[0][2]}"
                         )
                     await self.backbone.publish_raw(self.topic.dlq_name, dead)
                     self._dlq += len(dead)
@@ -232,20 +245,51 @@ class BatchConsumer(Generic[T, R]):
         self._last_processing_ns = elapsed
         return True
 
-    def _decode(self, values: list[bytes]) -> tuple[list[T], list[tuple[int, str]]]:
-        decode = self.topic.decoder.decode
+    def _decode(self, values: list[bytes]) -> tuple[list[T], list[tuple[int, bytes, str]]]:
+        """The batch's messages, packed ones flattened in place, and ``(index, bytes, reason)`` of each
+        message that failed (``index`` is the log message's; ``bytes`` is the failed message alone)."""
+        decode = self.topic.any_decoder.decode
         # Every decoded Struct counts toward the cyclic GC's next collection, though msgspec untracks the
         # ones without containers: paused, it runs once after the batch instead of a dozen times.
         with gc_paused(), contextlib.suppress(msgspec.DecodeError):
-            return list(map(decode, values)), []
+            decoded = list(map(decode, values))
+            if not any(map(isinstance, decoded, repeat(list))):
+                return decoded, []
+            return _flatten(decoded), []
         messages: list[T] = []
-        bad: list[tuple[int, str]] = []
+        bad: list[tuple[int, bytes, str]] = []
         for i, v in enumerate(values):
             try:
-                messages.append(decode(v))
+                one = decode(v)
             except msgspec.DecodeError as exc:
-                bad.append((i, f"{type(exc).__name__}: {exc}"))
+                if v[:1] != b"[" or not self.topic.packable:
+                    bad.append((i, v, f"{type(exc).__name__}: {exc}"))
+                else:
+                    self._decode_packed(i, v, messages, bad)
+                continue
+            if isinstance(one, list):
+                messages.extend(one)
+            else:
+                messages.append(one)
         return messages, bad
+
+    def _decode_packed(
+        self, i: int, packed: bytes, messages: list[T], bad: list[tuple[int, bytes, str]]
+    ) -> None:
+        """Decode a packed message one message at a time, so only the bad ones are dead-lettered."""
+        try:
+            parts = _decode_raw_list(packed)
+        except msgspec.DecodeError as exc:
+            bad.append((i, packed, f"{type(exc).__name__}: {exc}"))
+            return
+        decode = self.topic.decoder.decode
+        for k, part in enumerate(parts):
+            try:
+                messages.append(decode(part))
+            except msgspec.DecodeError as exc:
+                bad.append(
+                    (i, bytes(part), f"{type(exc).__name__} in message {k} of a packed message: {exc}")
+                )
 
     def _dead_letter(self, payload: bytes, where: tuple[int, int], reason: str) -> bytes:
         return _encode_dead_letter(

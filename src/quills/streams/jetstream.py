@@ -120,11 +120,30 @@ class NatsBackbone(Backbone):
         return await self._publisher.publish(name, values)
 
     async def publish_many(
-        self, topic: Topic[T], messages: Sequence[T], *, key: KeyFn | str | bytes | None = None
+        self,
+        topic: Topic[T],
+        messages: Sequence[T],
+        *,
+        key: KeyFn | str | bytes | None = None,
+        pack: bool = False,
     ) -> int:
-        # As Backbone.publish_many, without computing keys: NATS streams have no partitions to pick.
+        # As Backbone.publish_many, without computing keys: NATS streams have no partitions to pick, and
+        # one stream keeps the order of everything published to it, so packs need not follow keys.
+        if pack:
+            return await super().publish_many(topic, messages, pack=True)
         encode = topic.encode
         return await self.publish_raw(topic.wire_name, [encode(m) for m in messages])
+
+    async def log_bounds(self, name: str) -> dict[str, tuple[int, int]]:
+        stream = stream_name(name)
+        try:
+            state = (await self._js.stream_info(stream)).state
+        except (NatsError, OSError, TimeoutError) as exc:
+            raise StreamError(f"cannot read the bounds of {name!r}: {exc!r}") from exc
+        last = int(state.last_seq)
+        if not state.messages:
+            return {stream: (last + 1, last)}
+        return {stream: (int(state.first_seq), last)}
 
     async def open_source(
         self, topic: Topic[Any], options: ConsumerOptions, positions: PositionLoader | None

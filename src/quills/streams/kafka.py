@@ -26,7 +26,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 from confluent_kafka.cimpl import NewTopic
 
 from quills.errors import ConfigError, PublishError, StreamError
@@ -186,6 +186,27 @@ class KafkaBackbone(Backbone):
         # With delivery.report.only.error librdkafka reports failures only: no Python call per message.
         if err is not None:
             self._failed.append(str(err))
+
+    async def log_bounds(self, name: str) -> dict[str, tuple[int, int]]:
+        return await asyncio.to_thread(self._log_bounds, name)
+
+    def _log_bounds(self, name: str) -> dict[str, tuple[int, int]]:
+        if self._admin is None:
+            self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        try:
+            meta = self._admin.list_topics(name, timeout=10).topics.get(name)
+            if meta is None or meta.error is not None or not meta.partitions:
+                raise StreamError(f"Kafka topic {name!r} does not exist")
+            parts = [TopicPartition(name, p) for p in sorted(meta.partitions)]
+            ends: dict[str, list[int]] = {f"{name}/{tp.partition}": [] for tp in parts}
+            for spec in (OffsetSpec.earliest(), OffsetSpec.latest()):  # type: ignore[no-untyped-call]
+                futures = self._admin.list_offsets(dict.fromkeys(parts, spec), request_timeout=10)
+                for tp, future in futures.items():
+                    ends[f"{name}/{tp.partition}"].append(future.result(timeout=15).offset)
+        except KafkaException as exc:
+            raise StreamError(f"cannot read the offsets of Kafka topic {name!r}: {exc}") from exc
+        # The high watermark is the next offset to be written: the last held is one less.
+        return {key: (low, high - 1) for key, (low, high) in ends.items()}
 
     async def open_source(
         self, topic: Topic[Any], options: ConsumerOptions, positions: PositionLoader | None

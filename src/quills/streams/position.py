@@ -21,7 +21,7 @@ import msgspec
 
 from quills.errors import StreamError
 
-__all__ = ("Claim", "KafkaClaim", "NatsClaim", "StaleClaimError")
+__all__ = ("Claim", "KafkaClaim", "NatsClaim", "StaleClaimError", "covered_upto")
 
 
 class StaleClaimError(StreamError):
@@ -153,3 +153,22 @@ class NatsClaim:
     def without(self, indices: Sequence[int]) -> NatsClaim:
         drop = set(indices)
         return NatsClaim(self.key, [s for i, s in enumerate(self.seqs) if i not in drop])
+
+
+def covered_upto(stored: str | None, first: int) -> int:
+    """The last position up to which a stored position value covers everything from ``first`` on.
+
+    ``stored`` is what a sink holds for one key: a Kafka next offset (``"1200"``: offsets up to 1199 are
+    stored) or NATS merged sequence ranges (``"[[1,40000],[40101,52000]]"``: contiguous up to 40000 from
+    1). ``first - 1`` when nothing from ``first`` on is stored. Compare with ``Backbone.log_bounds``.
+    """
+    if not stored:
+        return first - 1
+    if stored[0] != "[":
+        return int(stored) - 1
+    upto = first - 1
+    for lo, hi in merge_ranges(_RANGES.decode(stored)):
+        if lo > upto + 1:
+            break
+        upto = max(upto, hi)
+    return upto

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -36,6 +36,7 @@ class Topic(Generic[T]):
     version: int = 1
     _encoder: msgspec.json.Encoder = field(init=False, repr=False, compare=False)
     _decoder: msgspec.json.Decoder[T] = field(init=False, repr=False, compare=False)
+    _any_decoder: msgspec.json.Decoder[Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name) or len(self.name) > 200:
@@ -51,6 +52,11 @@ class Topic(Generic[T]):
             raise ConfigError(f"Topic {self.name!r}: version must be an int >= 1, got {self.version!r}")
         object.__setattr__(self, "_encoder", msgspec.json.Encoder())
         object.__setattr__(self, "_decoder", msgspec.json.Decoder(self.schema))
+        # One message or a packed message (a JSON array of them, see quills.streams.packing) in one C call.
+        # An array_like schema is itself an array, so its topics carry single messages only.
+        packable = not self.schema.__struct_config__.array_like
+        either = self.schema | list[self.schema] if packable else self.schema  # type: ignore[name-defined]
+        object.__setattr__(self, "_any_decoder", msgspec.json.Decoder(either))
 
     @property
     def wire_name(self) -> str:
@@ -70,6 +76,16 @@ class Topic(Generic[T]):
     def decoder(self) -> msgspec.json.Decoder[T]:
         """The reusable decoder (its bound ``decode`` saves a Python call per message in hot loops)."""
         return self._decoder
+
+    @property
+    def packable(self) -> bool:
+        """Whether this topic's messages can be packed (``quills.streams.packing``): not ``array_like``."""
+        return not self.schema.__struct_config__.array_like
+
+    @property
+    def any_decoder(self) -> msgspec.json.Decoder[Any]:
+        """Decodes one message (a ``schema``) or, for a packable topic, a packed message (a list of them)."""
+        return self._any_decoder
 
     def decode(self, data: bytes | memoryview) -> T:
         """Decode and validate one message; raises ``msgspec.ValidationError``/``msgspec.DecodeError``."""

@@ -123,7 +123,12 @@ async def serve(config: IngestConfig) -> None:
         await keyring.load()
         keyring.start()
         registry = quills.Registry()
-        publisher = Publisher(backbone.publish_raw, registry=registry, timeout=config.publish_timeout)
+        publisher = Publisher(
+            backbone.publish_raw,
+            registry=registry,
+            timeout=config.publish_timeout,
+            pack=config.pack_events,
+        )
         publisher.start()
         server = uvicorn_server(build_app(config, keyring, publisher, registry), config.host, config.port)
         # One socket write per response; and no proxy-header rewriting (ingest never reads the client

@@ -29,6 +29,9 @@ class IngestConfig:
             (default 5).
         max_future_seconds: how far ``event_time`` may be ahead of the server clock, 0..7 days
             (default 1 day).
+        pack_events: publish each flush's events of one topic and app as packed log messages (default
+            True; ``quills.streams.packing``): the broker and the consumers then work per flush, not per
+            event. Consumers read both forms, so this can change at any time.
     """
 
     host: str = "127.0.0.1"
@@ -41,6 +44,7 @@ class IngestConfig:
     max_batch_events: int = 1000
     keys_reload_interval: float = 5.0
     max_future_seconds: float = 86_400.0
+    pack_events: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -26,9 +26,9 @@ from quills.attribution.postbacks.handlers import evaluate
 from quills.attribution.postbacks.messages import POSTBACK_TOPICS, Delivery, PostbackEvent
 from quills.attribution.postbacks.sender import Sender
 from quills.attribution.postbacks.sinks import SCHEMA, DeliveryStore, apply_deliveries
-from quills.attribution.runtime import uvicorn_server, wait_first
+from quills.attribution.runtime import event_batches, uvicorn_server, wait_first
 from quills.errors import ConfigError
-from quills.streams import Batch, BatchConsumer, ConsumerOptions, StreamsCollector, connect
+from quills.streams import Batch, BatchConsumer, StreamsCollector, connect
 
 __all__ = ("serve",)
 
@@ -73,9 +73,7 @@ async def serve(config: PostbacksConfig) -> None:
     try:
         for topic in POSTBACK_TOPICS:
             await backbone.ensure_topic(topic.wire_name)
-        options = ConsumerOptions(
-            group=config.group, max_batch_size=config.max_batch_size, max_wait=config.max_wait
-        )
+        options = event_batches(config.group, config.max_batch_size, config.max_wait)
         consumers: list[BatchConsumer[Any, Any]] = [
             backbone.consumer(topic, handle, options, sink=sink) for topic in POSTBACK_TOPICS
         ]

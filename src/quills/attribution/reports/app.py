@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import prometheus_client
@@ -24,16 +25,19 @@ from quills.attribution.reports.freshness import Bounds, Completeness, Notifying
 from quills.attribution.reports.handlers import fold
 from quills.attribution.reports.http import iso_ms, report_routes
 from quills.attribution.reports.sinks import apply_fold, checkpoint_wal, schema
-from quills.attribution.runtime import KeyRingHolder, freeze_startup_heap, uvicorn_server, wait_first
+from quills.attribution.runtime import (
+    KeyRingHolder,
+    event_batches,
+    freeze_startup_heap,
+    uvicorn_server,
+    wait_first,
+)
 from quills.errors import ConfigError
 from quills.streams import (
     Backbone,
     BatchConsumer,
-    ConsumerOptions,
-    NatsBackbone,
     StreamsCollector,
     connect,
-    stream_name,
 )
 
 __all__ = ("serve",)
@@ -42,17 +46,13 @@ log = logging.getLogger("quills.attribution.reports")
 TOPICS = (INSTALLS, INAPPS, SESSIONS)
 
 
-def _bounds_reader(backbone: Backbone) -> Any:
-    if not isinstance(backbone, NatsBackbone):
-        return None
-    js = backbone.client.jetstream()
-
-    names = [stream_name(topic.wire_name) for topic in TOPICS]
+def _bounds_reader(backbone: Backbone) -> Callable[[], Awaitable[Bounds]]:
+    names = [topic.wire_name for topic in TOPICS]
 
     async def read() -> Bounds:
         # at once: the probe's time is taken before, so every wait here makes the answer more cautious
-        infos = await asyncio.gather(*(js.stream_info(name) for name in names))
-        return {n: (int(i.state.first_seq), int(i.state.last_seq)) for n, i in zip(names, infos, strict=True)}
+        parts = await asyncio.gather(*(backbone.log_bounds(name) for name in names))
+        return {key: bounds for part in parts for key, bounds in part.items()}
 
     return read
 
@@ -83,15 +83,8 @@ async def serve(config: ReportsConfig) -> None:
     stored = await asyncio.to_thread(db.sink, apply_fold(db), schema(db))
     backbone = await connect(config.broker_url)
     try:
-        options = ConsumerOptions(
-            group=config.group, max_batch_size=config.max_batch_size, max_wait=config.max_wait
-        )
-        read_bounds = _bounds_reader(backbone)
-
-        async def no_bounds() -> Bounds:
-            raise ConfigError("data_complete_until needs NATS JetStream")
-
-        completeness = Completeness(read_bounds or no_bounds, lambda: stored.positions(config.group))
+        options = event_batches(config.group, config.max_batch_size, config.max_wait)
+        completeness = Completeness(_bounds_reader(backbone), lambda: stored.positions(config.group))
         sink = NotifyingSink(stored, completeness.notify)
         consumers: list[BatchConsumer[Any, Any]] = [
             backbone.consumer(topic, fold, options, sink=sink) for topic in TOPICS

@@ -22,7 +22,8 @@ class ReportsConfig:
         db_url: aggregates, positions and keys (default ``QUILLS_DB``, else ``<data_dir>/quills.db``).
         broker_url: ``nats://`` or ``kafka://`` (default ``QUILLS_BROKER``; required).
         group: consumer group, one per deployment of the service (default ``reports``).
-        max_batch_size: events per batch, 1..1e6 (default 20,000: 0.25 s of sessions at over 100k events/s;
+        max_batch_size: events per batch (about: packed messages are bounded by bytes, see
+            ``runtime.event_batches``), 1..1e6 (default 20,000: 0.25 s of sessions at over 100k events/s;
             a bigger batch folds more events into each row it writes, but a consumer that catches up holds
             two of them, and the process keeps the memory after).
         max_wait: seconds a batch waits to fill, 0.001..60 (default 0.25; adds to the reports lag).

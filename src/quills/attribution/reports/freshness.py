@@ -1,10 +1,11 @@
 """``data_complete_until``: the time up to which every accepted event is in the reports.
 
-Reads: the broker's last sequence of each topic; the consumer positions stored with the aggregates.
+Reads: the broker's last position of each topic (stream or partition); the consumer positions stored
+with the aggregates.
 Writes: nothing (keeps the answer in memory).
 
 Definition. After every commit of a batch, and at least every ``probe_interval``, the service notes
-the wall time ``t`` and then asks the broker for each topic's last stored sequence ``s(t)``. An event
+the wall time ``t`` and then asks the broker for each topic's last stored position ``s(t)``. An event
 that got its 202 before ``t`` was stored before ``t``, so its sequence is at most ``s(t)``. Once the
 stored positions (committed in the same transaction as the aggregates) cover every sequence of each
 topic from its first up to ``s(t)``, every event accepted before ``t`` is in the reports:
@@ -16,8 +17,8 @@ Probing after each commit (not only on a timer) means a covered probe is found a
 that covers it is stored: the lag is about one batch (fetch wait plus fold and commit), not that plus
 a probe interval.
 
-NATS JetStream only (the embedded default): on Kafka it would need each partition's end offset from
-the streams toolkit (``Backbone`` has no such call yet) and is null.
+Both brokers: ``Backbone.log_bounds`` gives each NATS stream's last sequence and each Kafka partition's
+last offset (high watermark - 1), under the keys the positions are stored with.
 """
 
 from __future__ import annotations
@@ -28,39 +29,23 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Generic, TypeVar
 
-import msgspec
-
-from quills.streams import Claim, Sink
+from quills.streams import Claim, Sink, covered_upto
 
 R = TypeVar("R")
 
 __all__ = ("Completeness", "NotifyingSink", "covered_upto")
 
-_RANGES = msgspec.json.Decoder(list[tuple[int, int]])
-
 Bounds = dict[str, tuple[int, int]]
-"""Per stream: (first sequence, last sequence); (0, 0) for an empty stream."""
-
-
-def covered_upto(stored: str | None, first_seq: int) -> int:
-    """The last sequence up to which ``stored`` (merged ``[first, last]`` ranges, JSON) is contiguous from
-    ``first_seq``; ``first_seq - 1`` if the first is not stored."""
-    upto = first_seq - 1
-    if not stored:
-        return upto
-    for lo, hi in sorted(_RANGES.decode(stored)):
-        if lo > upto + 1:
-            break
-        upto = max(upto, hi)
-    return upto
+"""Per position key: (first, last) position the log holds (``Backbone.log_bounds``); last < first when
+empty."""
 
 
 class Completeness:
     """Tracks ``data_complete_until`` (epoch ms, or None while unknown).
 
     Args:
-        read_bounds: asks the broker for each stream's (first, last) sequence.
-        read_positions: the stored positions of the group (``stream -> ranges JSON``); blocking.
+        read_bounds: asks the broker for each position key's (first, last) position.
+        read_positions: the stored positions of the group (``key -> value``); blocking.
         max_history: probes remembered while the consumer is behind, 1..1e6 (default 100,000).
     """
 
@@ -105,8 +90,8 @@ class Completeness:
         while self._history:
             t, bounds = self._history[0]
             if all(
-                last == 0 or covered_upto(positions.get(stream), first) >= last
-                for stream, (first, last) in bounds.items()
+                last < first or covered_upto(positions.get(key), first) >= last
+                for key, (first, last) in bounds.items()
             ):
                 best = t
                 self._history.popleft()
