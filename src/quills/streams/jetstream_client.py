@@ -32,14 +32,14 @@ from nats.aio.subscription import Subscription
 from nats.errors import ConnectionClosedError
 from nats.protocol.parser import AWAITING_CONTROL_LINE, Parser
 
-__all__ = ("DirectClient", "Inbox", "is_status", "never_called", "open_client", "reachable")
+__all__ = ("DirectClient", "Inbox", "never_called", "open_client", "reachable")
 
 Deliver = Callable[[bytes, bytes, bytes, bytes | None], None]
 
 _STATUS_AT = len(b"NATS/1.0")
 
 
-def is_status(headers: bytes | None) -> bool:
+def _is_status(headers: bytes | None) -> bool:
     """Whether a message's header block is a NATS status (``NATS/1.0 408 ...``), not user headers."""
     return headers is not None and headers[_STATUS_AT : _STATUS_AT + 1] == b" "
 
@@ -91,7 +91,7 @@ class DirectClient(Client):
     ) -> None:
         inbox = self._inboxes.get(sid)
         if inbox is not None:
-            if headers is not None and is_status(headers):
+            if headers is not None and _is_status(headers):
                 inbox.status(subject, headers)
             else:
                 inbox.replies.append(reply)

@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 import msgspec
+from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -59,7 +60,7 @@ class NatsSource:
         self.options = options
         self._inbox = nc.new_inbox().encode()
         self._next_api = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{options.group}".encode()
-        self._sub: Any = None
+        self._sub: Subscription | None = None
         self._req_ids = itertools.count()
         self._current = b""
         self.replies: list[bytes] = []
