@@ -9,7 +9,8 @@ connection without answering, ``slow`` answers 200 after 50 ms, ``redirect`` ans
 ``/redirected`` on the same server, ``404`` answers 404; answers in other shapes, all 200: ``chunked``
 (a chunked body), ``eof`` (no length: the body ends with the connection), ``interim`` (a 103 first),
 ``once`` (answers the first request of a connection and closes it on the second without answering, as
-a server closing an idle keep-alive connection does); ``garbage`` answers something that is not HTTP.
+a server closing an idle keep-alive connection does), ``late`` (the body 50 ms after the headers);
+``garbage`` answers something that is not HTTP.
 ``/_mode`` requests are not logged.
 """
 
@@ -35,6 +36,7 @@ MODES = (
     "eof",
     "interim",
     "once",
+    "late",
     "garbage",
 )
 
@@ -101,6 +103,11 @@ class Receiver:
                 elif mode == "interim":
                     writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n")
                     writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                elif mode == "late":
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+                    await writer.drain()
+                    await asyncio.sleep(0.05)
+                    writer.write(b"ok")
                 elif mode == "garbage":
                     writer.write(b"SMTP ready\r\n\r\n")
                 elif mode == "429":

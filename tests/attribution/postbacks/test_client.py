@@ -172,7 +172,7 @@ def test_a_connection_closed_while_idle_is_replaced_and_the_request_sent_again(t
         r.kill()
 
 
-@pytest.mark.parametrize("mode", ["chunked", "eof", "interim"])
+@pytest.mark.parametrize("mode", ["chunked", "eof", "interim", "late"])
 def test_answers_of_every_shape_are_read(tmp_path: Path, mode: str) -> None:
     r = ReceiverProcess(tmp_path, "r", mode=mode)
     try:

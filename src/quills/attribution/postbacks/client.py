@@ -194,11 +194,14 @@ class PartnerClient:
         if due.body is not None:
             kwargs["data"] = due.body.encode()
         try:
-            # awaited rather than entered: reading the body to its end releases the connection, so the
-            # context manager's exit (and its wait for a writer long done) is only the release below
+            # awaited rather than entered: the body's end releases the connection, so the context
+            # manager's exit (and its wait for a writer long done) is only the release below
             response = await session.request(due.method, url, **kwargs)
             try:
-                await response.read()
+                # the body is never used: drained only while it is still arriving (most answers are whole
+                # when their headers are read), so that the connection can be reused
+                if not response.content.is_eof():
+                    await response.read()
             finally:
                 response.release()
             code = response.status

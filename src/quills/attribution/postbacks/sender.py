@@ -136,10 +136,12 @@ class Sender:
         """Pick, send and record until ``stop()``; in-flight sends finish (or are recorded later as due)."""
         try:
             while not self._stop:
-                if not await self._round():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.tick)
-                    self._wake.clear()
+                # after a pick too: the lanes were just filled, and what frees them (replies) or brings
+                # new deliveries sets the wake, so a round right away would mostly record a reply or two
+                await self._round()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.tick)
+                self._wake.clear()
         finally:
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=5)
