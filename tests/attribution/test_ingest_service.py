@@ -244,11 +244,13 @@ def test_without_a_broker_requests_get_503_with_retry_after_fast(tmp_path: Path)
         for _ in range(12):
             started = time.monotonic()
             response = post(ingest, "/v1/events", event("com.example.one"))
-            outcomes.append((response.status_code, time.monotonic() - started))
+            outcomes.append((response.json()["detail"], time.monotonic() - started))
             assert response.status_code == 503 and int(response.headers["retry-after"]) >= 1
             assert "nothing was accepted" in response.json()["detail"]
-        assert max(t for _s, t in outcomes) < 2.5  # publish timeout 1 s: never hangs
-        assert min(t for _s, t in outcomes) < 0.1  # the circuit opened: rejected at once
+        assert max(t for _d, t in outcomes) < 2.5  # publish timeout 1 s: never hangs
+        # The circuit opened: the last requests were refused without trying the broker (not timed: a
+        # loaded machine makes even an immediate refusal take a while).
+        assert "circuit open" in outcomes[-1][0], outcomes[-1][0]
         assert httpx.get(ingest.url + "/healthz").json()["broker_circuit"] == "open"
     finally:
         stop_ingest(ingest)
