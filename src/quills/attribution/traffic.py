@@ -247,8 +247,8 @@ class EventPool:
         pool = self._pools.get(app.app_id)
         if pool is None:
             pool = self._pools[app.app_id] = []
-        limit = min(self._max, max(16, 4 * self._max // model.rank(app)))
         rank, devices = model.rank(app), model.devices(app)
+        limit = min(self._max, max(16, 4 * self._max // rank))
         out = []
         # random() and int() rather than randrange(): a third of the cost, and the bias is negligible.
         random_ = rng.random

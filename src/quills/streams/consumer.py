@@ -256,40 +256,37 @@ class BatchConsumer(Generic[T, R]):
             if not any(map(isinstance, decoded, repeat(list))):
                 return decoded, []
             return _flatten(decoded), []
-        messages: list[T] = []
+        # Slow path, only for a batch with a bad message: one at a time, so the others are kept.
+        decoded = []
         bad: list[tuple[int, bytes, str]] = []
         for i, v in enumerate(values):
             try:
-                one = decode(v)
+                decoded.append(decode(v))
             except msgspec.DecodeError as exc:
                 if v[:1] != b"[" or not self.topic.packable:
                     bad.append((i, v, f"{type(exc).__name__}: {exc}"))
                 else:
-                    self._decode_packed(i, v, messages, bad)
-                continue
-            if isinstance(one, list):
-                messages.extend(one)
-            else:
-                messages.append(one)
-        return messages, bad
+                    decoded.append(self._decode_packed(i, v, bad))
+        return _flatten(decoded), bad
 
-    def _decode_packed(
-        self, i: int, packed: bytes, messages: list[T], bad: list[tuple[int, bytes, str]]
-    ) -> None:
-        """Decode a packed message one message at a time, so only the bad ones are dead-lettered."""
+    def _decode_packed(self, i: int, packed: bytes, bad: list[tuple[int, bytes, str]]) -> list[T]:
+        """The good messages of a packed message that failed as a whole, decoded one at a time; the bad
+        ones are added to ``bad``, so only they are dead-lettered."""
         try:
             parts = _decode_raw_list(packed)
         except msgspec.DecodeError as exc:
             bad.append((i, packed, f"{type(exc).__name__}: {exc}"))
-            return
+            return []
         decode = self.topic.decoder.decode
+        good: list[T] = []
         for k, part in enumerate(parts):
             try:
-                messages.append(decode(part))
+                good.append(decode(part))
             except msgspec.DecodeError as exc:
                 bad.append(
                     (i, bytes(part), f"{type(exc).__name__} in message {k} of a packed message: {exc}")
                 )
+        return good
 
     def _dead_letter(self, payload: bytes, where: tuple[int, int], reason: str) -> bytes:
         return _encode_dead_letter(

@@ -133,13 +133,17 @@ class KafkaBackbone(Backbone):
             raise ConfigError(f"partitions must be >= 1, got {partitions}")
         await asyncio.to_thread(self._ensure_topic, name, partitions)
 
-    def _ensure_topic(self, name: str, partitions: int) -> None:
+    def _admin_client(self) -> AdminClient:
+        # Made on first use: a backbone that only publishes and consumes never needs one.
         if self._admin is None:
             self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        existing = self._admin.list_topics(timeout=10).topics
+        return self._admin
+
+    def _ensure_topic(self, name: str, partitions: int) -> None:
+        existing = self._admin_client().list_topics(timeout=10).topics
         if name in existing:
             return
-        futures = self._admin.create_topics([NewTopic(name, num_partitions=partitions)])
+        futures = self._admin_client().create_topics([NewTopic(name, num_partitions=partitions)])
         try:
             futures[name].result(timeout=30)
         except KafkaException as exc:
@@ -191,16 +195,15 @@ class KafkaBackbone(Backbone):
         return await asyncio.to_thread(self._log_bounds, name)
 
     def _log_bounds(self, name: str) -> dict[str, tuple[int, int]]:
-        if self._admin is None:
-            self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = self._admin_client()
         try:
-            meta = self._admin.list_topics(name, timeout=10).topics.get(name)
+            meta = admin.list_topics(name, timeout=10).topics.get(name)
             if meta is None or meta.error is not None or not meta.partitions:
                 raise StreamError(f"Kafka topic {name!r} does not exist")
             parts = [TopicPartition(name, p) for p in sorted(meta.partitions)]
             ends: dict[str, list[int]] = {f"{name}/{tp.partition}": [] for tp in parts}
             for spec in (OffsetSpec.earliest(), OffsetSpec.latest()):  # type: ignore[no-untyped-call]
-                futures = self._admin.list_offsets(dict.fromkeys(parts, spec), request_timeout=10)
+                futures = admin.list_offsets(dict.fromkeys(parts, spec), request_timeout=10)
                 for tp, future in futures.items():
                     ends[f"{name}/{tp.partition}"].append(future.result(timeout=15).offset)
         except KafkaException as exc:

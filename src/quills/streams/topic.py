@@ -54,8 +54,7 @@ class Topic(Generic[T]):
         object.__setattr__(self, "_decoder", msgspec.json.Decoder(self.schema))
         # One message or a packed message (a JSON array of them, see quills.streams.packing) in one C call.
         # An array_like schema is itself an array, so its topics carry single messages only.
-        packable = not self.schema.__struct_config__.array_like
-        either = self.schema | list[self.schema] if packable else self.schema  # type: ignore[name-defined]
+        either = self.schema | list[self.schema] if self.packable else self.schema  # type: ignore[name-defined]
         object.__setattr__(self, "_any_decoder", msgspec.json.Decoder(either))
 
     @property
