@@ -25,7 +25,7 @@ from quills.attribution.config.store import ConfigStore
 from quills.attribution.db import Database
 from quills.attribution.postbacks.http import delivery_stats
 from quills.attribution.reports.messages import ReportQuery
-from quills.attribution.reports.sinks import run_report
+from quills.attribution.reports.query import run_report
 
 __all__ = ("Overview", "Part", "database_parts")
 

@@ -8,7 +8,8 @@ from quills.attribution.reports.config import ReportsConfig
 from quills.attribution.reports.freshness import Completeness, covered_upto
 from quills.attribution.reports.handlers import fold, parse_query, row_hash
 from quills.attribution.reports.messages import DIMENSIONS, METRICS, Fold, ReportQuery
-from quills.attribution.reports.sinks import RowWriter, apply_fold, run_report, schema
+from quills.attribution.reports.query import run_report
+from quills.attribution.reports.sinks import DeltaMerger, RowWriter, apply_fold, schema
 from quills.attribution.reports.sketch import DeviceUnion, device_digest
 
 __all__ = (
@@ -20,6 +21,7 @@ __all__ = (
     "device_digest",
     "DeviceUnion",
     "RowWriter",
+    "DeltaMerger",
     "parse_query",
     "ReportQuery",
     "DIMENSIONS",

@@ -24,7 +24,7 @@ from quills.attribution.reports.config import ReportsConfig
 from quills.attribution.reports.freshness import Bounds, Completeness, NotifyingSink
 from quills.attribution.reports.handlers import fold
 from quills.attribution.reports.http import iso_ms, report_routes
-from quills.attribution.reports.sinks import apply_fold, checkpoint_wal, schema
+from quills.attribution.reports.sinks import DeltaMerger, apply_fold, checkpoint_wal, merge_deltas, schema
 from quills.attribution.runtime import (
     KeyRingHolder,
     event_batches,
@@ -146,6 +146,9 @@ async def serve(config: ReportsConfig) -> None:
         log.info("serving http://%s:%d (broker %s, db %s)", config.host, config.port, backbone.url, db.url)
         probe = asyncio.get_running_loop().create_task(completeness.run(config.probe_interval))
         checkpoints = asyncio.get_running_loop().create_task(checkpoint_wal(db))
+        merges = asyncio.get_running_loop().create_task(
+            merge_deltas(DeltaMerger(db, group=config.group), config.merge_interval)
+        )
         runs = [asyncio.ensure_future(c.run(handle_signals=False)) for c in consumers]
         try:
             # uvicorn handles SIGINT/SIGTERM; a consumer that ends by itself (fatal error) ends the process
@@ -157,6 +160,8 @@ async def serve(config: ReportsConfig) -> None:
             await asyncio.gather(*runs, return_exceptions=True)
             probe.cancel()
             checkpoints.cancel()
+            merges.cancel()
+            await asyncio.gather(merges, return_exceptions=True)
             await keyring.stop()
     finally:
         await backbone.close()

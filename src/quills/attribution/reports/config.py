@@ -28,6 +28,9 @@ class ReportsConfig:
             two of them, and the process keeps the memory after).
         max_wait: seconds a batch waits to fill, 0.001..60 (default 0.25; adds to the reports lag).
         probe_interval: seconds between checks of ``data_complete_until``, 0.01..60 (default 0.25).
+        merge_interval: seconds between merges of the committed batches' deltas into the aggregates,
+            0.1..3600 (default 2; a longer interval merges more batches into each aggregate row it
+            writes, and report queries read more unmerged deltas).
         keys_reload_interval: seconds between key ring reloads, 0.1..3600 (default 5).
     """
 
@@ -40,6 +43,7 @@ class ReportsConfig:
     max_batch_size: int = 20_000
     max_wait: float = 0.25
     probe_interval: float = 0.25
+    merge_interval: float = 2.0
     keys_reload_interval: float = 5.0
 
     def __post_init__(self) -> None:
@@ -51,6 +55,8 @@ class ReportsConfig:
             raise ConfigError(f"max_wait must be 0.001..60 s, got {self.max_wait}")
         if not 0.01 <= self.probe_interval <= 60:
             raise ConfigError(f"probe_interval must be 0.01..60 s, got {self.probe_interval}")
+        if not 0.1 <= self.merge_interval <= 3600:
+            raise ConfigError(f"merge_interval must be 0.1..3600 s, got {self.merge_interval}")
         if not 0.1 <= self.keys_reload_interval <= 3600:
             raise ConfigError(f"keys_reload_interval must be 0.1..3600 s, got {self.keys_reload_interval}")
         if not self.group:
@@ -59,14 +65,20 @@ class ReportsConfig:
     @classmethod
     def from_env(cls, **overrides: object) -> ReportsConfig:
         """Defaults, then ``QUILLS_DATA_DIR``/``QUILLS_DB``/``QUILLS_BROKER`` and the batching knobs
-        ``QUILLS_REPORTS_MAX_BATCH_SIZE``/``QUILLS_REPORTS_MAX_WAIT``/``QUILLS_REPORTS_PROBE_INTERVAL``,
+        ``QUILLS_REPORTS_MAX_BATCH_SIZE``/``QUILLS_REPORTS_MAX_WAIT``/``QUILLS_REPORTS_PROBE_INTERVAL``/
+        ``QUILLS_REPORTS_MERGE_INTERVAL``,
         then non-None ``overrides``."""
         values: dict[str, object] = {
             "data_dir": os.environ.get("QUILLS_DATA_DIR") or ".quills",
             "db_url": os.environ.get("QUILLS_DB") or "",
             "broker_url": os.environ.get("QUILLS_BROKER") or "",
         }
-        for name, kind in (("max_batch_size", int), ("max_wait", float), ("probe_interval", float)):
+        for name, kind in (
+            ("max_batch_size", int),
+            ("max_wait", float),
+            ("probe_interval", float),
+            ("merge_interval", float),
+        ):
             text = os.environ.get(f"QUILLS_REPORTS_{name.upper()}")
             if text:
                 try:

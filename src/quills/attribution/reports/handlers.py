@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,19 +22,50 @@ from quills.attribution.reports.messages import DIMENSIONS, Fold, ReportQuery, R
 from quills.attribution.reports.sketch import device_digests
 from quills.streams import Batch
 
-__all__ = ("fold", "row_hash", "parse_query", "MAX_DAYS", "HOUR_MS")
+__all__ = (
+    "fold",
+    "row_hash",
+    "row_text",
+    "text_hash",
+    "split_row_text",
+    "parse_query",
+    "MAX_DAYS",
+    "HOUR_MS",
+)
 
 MAX_DAYS = 31
 HOUR_MS = 3_600_000
 _TZ = re.compile(r"^(?:UTC|Z|([+-])(\d{2}):(\d{2}))$")
 _xxh3 = xxhash.xxh3_64_intdigest
-_intern = sys.intern
+
+
+_SEP = "\x1f"
+
+
+def row_text(key: RowKey) -> str:
+    """``key`` as one string, its parts joined by U+001F; a part's own U+001F (never sent by a sane
+    client) becomes U+FFFD, so the text always splits back into the eight parts."""
+    text = _SEP.join(map(str, key))
+    if text.count(_SEP) != len(key) - 1:
+        text = _SEP.join(str(part).replace(_SEP, "\ufffd") for part in key)
+    return text
+
+
+def split_row_text(text: str) -> RowKey:
+    """The key ``row_text`` joined."""
+    app, hour, platform, source, campaign, country, kind, name = text.split(_SEP)
+    return app, int(hour), platform, source, campaign, country, kind, name
+
+
+def text_hash(text: str) -> int:
+    """The stable 63-bit id of a row within its hour, from its ``row_text`` (XXH3-64 halved to fit a
+    signed BIGINT; a tenth of BLAKE2b's cost, and it is an id, not a secret)."""
+    return _xxh3(text.encode()) >> 1
 
 
 def row_hash(key: RowKey) -> int:
-    """The stable 63-bit id of a row key within its hour (XXH3-64 of the key, halved to fit a signed
-    BIGINT; a tenth of BLAKE2b's cost, and it is an id, not a secret)."""
-    return _xxh3("\x1f".join(map(str, key)).encode()) >> 1
+    """``text_hash(row_text(key))``: the stable 63-bit id of a row key within its hour."""
+    return text_hash(row_text(key))
 
 
 def fold(batch: Batch[EventView]) -> Fold:
@@ -60,7 +90,6 @@ def fold(batch: Batch[EventView]) -> Fold:
         )
         row = sums.get(key)
         if row is None:
-            key = _interned(key)
             sums[key] = row = [0, 0, {e.device_id}]
         else:
             row[2].add(e.device_id)
@@ -72,23 +101,6 @@ def fold(batch: Batch[EventView]) -> Fold:
         rows={
             key: (events, micros, device_digests(devices)) for key, (events, micros, devices) in sums.items()
         }
-    )
-
-
-def _interned(key: RowKey) -> RowKey:
-    # A row key outlives its batch (the writer remembers stored keys): interned, its strings are shared
-    # by every key (a few hundred distinct values) instead of keeping each batch's copies alive, and
-    # keys compare by identity.
-    app, hour, platform, source, campaign, country, kind, name = key
-    return (
-        _intern(app),
-        hour,
-        _intern(platform),
-        _intern(source),
-        _intern(campaign),
-        _intern(country),
-        _intern(kind),
-        _intern(name),
     )
 
 

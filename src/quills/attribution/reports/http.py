@@ -21,7 +21,7 @@ from quills.attribution.keys import KeyRing
 from quills.attribution.reports.freshness import Completeness
 from quills.attribution.reports.handlers import parse_query
 from quills.attribution.reports.messages import METRICS
-from quills.attribution.reports.sinks import run_report
+from quills.attribution.reports.query import run_report
 
 __all__ = ("report_routes", "iso_ms")
 

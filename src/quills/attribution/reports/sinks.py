@@ -1,29 +1,64 @@
-"""The reports tables: the transactional write of each folded batch, and the report query.
+"""The reports tables: the transactional write of each folded batch, and the merge that adds those
+batches into the aggregates.
 
-Reads: ``Fold`` values (inside the consumer's sink transaction); ``ReportQuery`` values.
-Writes: ``report_keys`` (each aggregate row's dimensions, once), ``report_sums`` (its sums and exact
-device digests) and ``report_hll`` (HyperLogLog registers of rows past the exact limit), in the same
-transaction as the consumer positions.
+Reads: ``Fold`` values (inside the consumer's sink transaction); the stored batches (merge).
+Writes: ``report_batches`` (one row per folded batch: its aggregate rows, packed), in the same transaction
+as the consumer positions; the merge moves the batches into ``report_keys`` (each aggregate row's
+dimensions, once), ``report_sums`` (sums and exact device digests) and ``report_hll`` (HyperLogLog
+registers of rows past the exact limit) in transactions of its own.
+
+Why a batch is stored whole first: aggregate rows are keyed by a hash, so a batch's rows land all over
+the table; updating them in place rewrote a page per row in every commit, and even appending one SQL row
+per aggregate row costs ~4-5 us here. One packed row per batch costs about nothing per event; the merge
+then updates each aggregate row once for all the batches of its interval, in key order. Reports read the
+aggregates and the batches not merged yet in one snapshot (``quills.attribution.reports.query``), so a
+batch counts from the commit that stored it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
+import logging
 import sqlite3
 from operator import itemgetter
 from typing import Any
 
-from quills.attribution.db import Database
-from quills.attribution.reports.handlers import row_hash
-from quills.attribution.reports.messages import Fold, ReportQuery, RowKey
-from quills.attribution.reports.sketch import EXACT_LIMIT, DeviceUnion, compact
+import msgspec
 
-__all__ = ("schema", "RowWriter", "apply_fold", "run_report", "checkpoint_wal", "COMPACT_BYTES")
+from quills.attribution.db import Database
+from quills.attribution.reports.handlers import row_text, split_row_text, text_hash
+from quills.attribution.reports.messages import Fold
+from quills.attribution.reports.sketch import EXACT_LIMIT, compact
+
+__all__ = (
+    "schema",
+    "RowWriter",
+    "apply_fold",
+    "DeltaMerger",
+    "merge_deltas",
+    "encode_rows",
+    "decode_rows",
+    "checkpoint_wal",
+    "COMPACT_BYTES",
+)
+
+log = logging.getLogger("quills.attribution.reports")
 
 COMPACT_BYTES = 2 * 8 * EXACT_LIMIT
 """A row's appended digests are de-duplicated (or turned into registers) once they pass this size."""
+
+_READ_CHUNK = 16  # batches read at a time (each holds up to a consumer batch's rows)
+_HOUR_HASH = itemgetter(0, 1)
+
+StoredRow = tuple[str, int, int, bytes]
+"""One aggregate row of a stored batch: its key as ``row_text``, events, revenue in micro-USD, device
+digests. One string rather than eight: decoding and grouping a stored row costs a third as much."""
+
+encode_rows = msgspec.msgpack.Encoder().encode
+"""A batch's ``list[StoredRow]`` as stored in ``report_batches.rows`` (MessagePack, in C)."""
+decode_rows = msgspec.msgpack.Decoder(list[StoredRow]).decode
+"""The ``list[StoredRow]`` of a stored batch."""
 
 _KEYS = (
     "CREATE TABLE IF NOT EXISTS report_keys (hour BIGINT NOT NULL, row_hash BIGINT NOT NULL, "
@@ -40,6 +75,8 @@ _HLL = (
     "CREATE TABLE IF NOT EXISTS report_hll (hour BIGINT NOT NULL, row_hash BIGINT NOT NULL, "
     "registers {blob} NOT NULL, PRIMARY KEY (hour, row_hash))"
 )
+# In commit order (a rowid / identity): a batch appends at the end, the merge reads from the start.
+_BATCHES = "CREATE TABLE IF NOT EXISTS report_batches (seq {serial} PRIMARY KEY, rows {blob} NOT NULL)"
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS report_keys_app_hour ON report_keys (app_id, hour)",
     # the rows whose appended digests are due for compaction, found without a scan
@@ -51,23 +88,31 @@ _INDEXES = (
 def schema(db: Database) -> list[str]:
     """DDL of the reports tables for ``db``.
 
-    A row's dimensions are written once, to ``report_keys``; every batch after that updates only its
-    narrow ``report_sums`` row (about 40 bytes plus at most ``COMPACT_BYTES`` of digests), so a commit
-    rewrites few pages; the 4 KiB registers of busy rows live in ``report_hll``, rewritten only when
-    digests are compacted into them. Both are keyed by
-    (hour, hash of the row key): the busy current hour stays in a few hot pages and an hour range is a
-    primary-key range. SQLite: clustered ``WITHOUT ROWID`` tables; the sink's connection keeps a 64 MiB
-    page cache and leaves checkpoints to ``checkpoint_wal``.
+    ``report_batches`` holds each committed batch (its aggregate rows, ``encode_rows``) until the merge
+    adds it up. A row's dimensions are written once, to ``report_keys``; its sums live in the narrow
+    ``report_sums`` row (about 40 bytes plus at most ``COMPACT_BYTES`` of digests); the 4 KiB registers
+    of busy rows in ``report_hll``, rewritten only when digests are compacted into them. These three are
+    keyed by (hour, hash of the row key): an hour range is a primary-key range. SQLite: clustered
+    ``WITHOUT ROWID`` tables (the batches keep their rowid: appends); the sink's connection keeps a
+    16 MiB page cache and leaves checkpoints to ``checkpoint_wal``.
     """
     if db.is_postgres:
-        return [_KEYS, _SUMS.format(blob="BYTEA"), _HLL.format(blob="BYTEA"), *_INDEXES]
+        return [
+            _KEYS,
+            _SUMS.format(blob="BYTEA"),
+            _HLL.format(blob="BYTEA"),
+            _BATCHES.format(serial="BIGINT GENERATED ALWAYS AS IDENTITY", blob="BYTEA"),
+            *_INDEXES,
+        ]
     return [
-        "PRAGMA cache_size = -65536",
+        # the sink only appends batches and updates its positions: a small cache serves it
+        "PRAGMA cache_size = -16384",
         # checkpoints run beside the commits (checkpoint_wal), not inside one while it holds the sink
         "PRAGMA wal_autocheckpoint = 0",
         _KEYS + " WITHOUT ROWID",
         _SUMS.format(blob="BLOB") + " WITHOUT ROWID",
         _HLL.format(blob="BLOB") + " WITHOUT ROWID",
+        _BATCHES.format(serial="INTEGER", blob="BLOB"),
         *_INDEXES,
     ]
 
@@ -93,10 +138,9 @@ async def checkpoint_wal(db: Database, interval: float = 1.0) -> None:
             conn.close()
 
 
-_UPDATE = (
-    "UPDATE report_sums SET events = events + ?, revenue_usd_micros = revenue_usd_micros + ?, "
-    "devices = {concat} WHERE hour = ? AND row_hash = ?"
-)
+_INSERT_BATCH = "INSERT INTO report_batches (rows) VALUES (?)"
+_READ_BATCHES = "SELECT seq, rows FROM report_batches WHERE seq > ? ORDER BY seq LIMIT ?"
+_DELETE_BATCHES = "DELETE FROM report_batches WHERE seq <= ?"
 _INSERT_KEY = (
     "INSERT INTO report_keys (hour, row_hash, app_id, platform, media_source, campaign, country, event_type, "
     "event_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hour, row_hash) DO NOTHING"
@@ -119,75 +163,160 @@ _REGISTERS = (
 
 
 class RowWriter:
-    """``apply(conn, fold)`` for the consumer's sink: adds a folded batch to the reports tables (no commit).
+    """``apply(conn, fold)`` for the consumer's sink: stores a folded batch (no commit).
 
-    A row it has stored before gets one narrow ``UPDATE`` by primary key; a new row also gets its key
-    written. It remembers up to ``max_known_rows`` stored keys (default 300,000; then it starts over). A
-    row it believes stored but that is not (its transaction rolled back) shows in the update count: the
-    batch is then written again as new rows, after rolling back to a savepoint. Digests appended to a row
-    are compacted in the same transaction once they pass ``COMPACT_BYTES``.
+    The batch's aggregate rows go into one ``report_batches`` row, packed with ``encode_rows``; reports
+    count them from then on, and ``DeltaMerger`` later adds them into the aggregates.
 
     Args:
         db: the database (SQL dialect).
-        max_known_rows: keys remembered, 0..1e7.
     """
 
-    def __init__(self, db: Database, *, max_known_rows: int = 300_000) -> None:
+    def __init__(self, db: Database) -> None:
+        self._insert = db.sql(_INSERT_BATCH)
+
+    def __call__(self, conn: Any, result: Fold) -> None:
+        if result.rows:
+            packed = encode_rows([(row_text(key), *value) for key, value in result.rows.items()])
+            conn.execute(self._insert, (packed,))
+
+
+def apply_fold(db: Database) -> RowWriter:
+    """A ``RowWriter`` for ``db`` (the sink's ``apply``)."""
+    return RowWriter(db)
+
+
+class DeltaMerger:
+    """Adds the stored batches (``report_batches``) into the aggregates: ``merge()`` runs one transaction
+    on its own connection and returns how many batches it moved.
+
+    A merge reads batches in commit order until they hold ``max_rows`` aggregate rows, adds up each
+    aggregate row over them, writes the keys it has not written before, updates each row's sums once (in
+    key order, so neighbouring rows share page writes), compacts the digests of rows past
+    ``COMPACT_BYTES`` and deletes the batches it read, all in one transaction: a process killed mid-merge
+    leaves the batches where they were, and reports never see a batch twice or not at all. It excludes the
+    consumers' commits while it runs (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: the group's advisory lock,
+    the one ``PostgresSink`` takes), so every batch it sees is committed and none is added behind it.
+
+    Args:
+        db: the database.
+        group: the consumer group whose commits store the batches (default ``reports``).
+        max_rows: aggregate rows per merge, about (whole batches are read), 1..1e7 (default 100,000).
+        max_known_keys: row keys remembered as written, 0..1e7 (default 500,000; then it starts over);
+            a key not remembered costs a probe of ``report_keys``.
+    """
+
+    def __init__(
+        self, db: Database, *, group: str = "reports", max_rows: int = 100_000, max_known_keys: int = 500_000
+    ) -> None:
+        if not 1 <= max_rows <= 10_000_000:
+            raise ValueError(f"max_rows must be 1..10000000, got {max_rows}")
+        if not 0 <= max_known_keys <= 10_000_000:
+            raise ValueError(f"max_known_keys must be 0..10000000, got {max_known_keys}")
         self._db = db
-        self._known: dict[RowKey, int] = {}
-        self._max_known = max_known_rows
-        # SQLite's || makes text of blobs (same bytes): cast back, or the column stops being a blob
+        self._group = group
+        self._max_rows = max_rows
+        self._max_known = max_known_keys
+        self._known: set[int] = set()
+        self._conn: Any = None
+        self._full = False
         concat = "{} || {}" if db.is_postgres else "CAST({} || {} AS BLOB)"
-        # A row seen again with the same devices (a returning user) keeps its digests as they are: the
-        # list grows only with devices it does not hold yet. A match at an offset that is not a multiple
-        # of 8 would wrongly skip a device; odds ~1e-16 per update.
-        find = "position(? in devices)" if db.is_postgres else "instr(devices, ?)"
-        appended = f"CASE WHEN {find} > 0 THEN devices ELSE {concat.format('devices', '?')} END"
-        self._update = db.sql(_UPDATE.format(concat=appended))
+        # SQLite's || makes text of blobs (same bytes): cast back, or the column stops being a blob
         self._upsert = db.sql(
             _UPSERT.format(concat_excluded=concat.format("report_sums.devices", "excluded.devices"))
         )
+        self._read, self._delete = db.sql(_READ_BATCHES), db.sql(_DELETE_BATCHES)
         self._insert_key = db.sql(_INSERT_KEY)
         self._due, self._compacted, self._registers = db.sql(_DUE), db.sql(_COMPACTED), db.sql(_REGISTERS)
 
-    def __call__(self, conn: Any, result: Fold) -> None:
-        known = self._known
-        updates: list[tuple[int, int, bytes, bytes, int, int]] = []
-        new: list[tuple[RowKey, int]] = []
-        for key, (events, micros, digests) in result.rows.items():
-            h = known.get(key)
-            if h is None:
-                new.append((key, row_hash(key)))
-            else:
-                updates.append((events, micros, digests, digests, key[1], h))
-        # Near primary-key order (by hash, one int per comparison: sorting by the (hour, hash) tuple costs
-        # as much as the updates): the B-tree is walked forward, a third faster. PostgreSQL writers of one
-        # group hold an advisory lock while they commit, so no order is needed against deadlocks.
-        updates.sort(key=_BY_HASH)
+    @property
+    def has_more(self) -> bool:
+        """Whether the last merge stopped at its bound with batches possibly left over."""
+        return self._full
+
+    def merge(self) -> int:
+        """One merge transaction (blocking); the number of batches moved (0 when there were none)."""
+        if self._conn is None:
+            self._conn = self._db.connect()
+            if not self._db.is_postgres:
+                self._conn.execute("PRAGMA cache_size = -16384")
+        conn = self._conn
+        written: list[int] = []
+        if self._db.is_postgres:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("quills:" + self._group,))
+                moved = self._merge(conn, written)
+        else:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                moved = self._merge(conn, written)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        # only keys of a committed merge are known to be stored
+        if len(self._known) + len(written) > self._max_known:
+            self._known.clear()
+        self._known.update(written)
+        return moved
+
+    def close(self) -> None:
+        """Close the merger's connection."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _merge(self, conn: Any, written: list[int]) -> int:
         cur = conn.cursor()
         try:
-            if updates:
-                cur.execute("SAVEPOINT report_rows")
-                cur.executemany(self._update, updates)
-                if cur.rowcount != len(updates):
-                    # some remembered rows are not stored (a rolled-back transaction): forget, redo as new
-                    cur.execute("ROLLBACK TO SAVEPOINT report_rows")
-                    known.clear()
-                    new = [(key, row_hash(key)) for key in result.rows]
-                cur.execute("RELEASE SAVEPOINT report_rows")
-            if new:
-                new.sort(key=_new_hash)
-                rows = result.rows
-                cur.executemany(self._insert_key, [(k[1], h, k[0], *k[2:]) for k, h in new])
-                cur.executemany(self._upsert, [(k[1], h, *rows[k]) for k, h in new])
+            # [events, micros, digest blobs] per aggregate row
+            sums: dict[str, list[Any]] = {}
+            batches = 0
+            last_seq = 0
+            full = False
+            while not full:
+                chunk = cur.execute(self._read, (last_seq, _READ_CHUNK)).fetchall()
+                for seq, packed in chunk:
+                    batches += 1
+                    last_seq = seq
+                    for key, events, micros, digests in decode_rows(packed):
+                        row = sums.get(key)
+                        if row is None:
+                            sums[key] = [events, micros, [digests]]
+                        else:
+                            row[0] += events
+                            row[1] += micros
+                            row[2].append(digests)
+                    if len(sums) >= self._max_rows:
+                        full = True
+                        break
+                if len(chunk) < _READ_CHUNK:
+                    break
+            self._full = full
+            if not batches:
+                return 0
+            known = self._known
+            keys: list[tuple[Any, ...]] = []
+            updates: list[tuple[int, int, int, int, bytes]] = []
+            for text, (events, micros, blobs) in sums.items():
+                parts = split_row_text(text)
+                hour, h = parts[1], text_hash(text)
+                if (hour << 64 | h) not in known:
+                    keys.append((hour, h, parts[0], *parts[2:]))
+                    written.append(hour << 64 | h)
+                updates.append((hour, h, events, micros, b"".join(blobs)))
+            del sums
+            keys.sort(key=_HOUR_HASH)
+            updates.sort(key=_HOUR_HASH)
+            cur.executemany(self._insert_key, keys)
+            cur.executemany(self._upsert, updates)
             due = cur.execute(self._due).fetchall()
             if due:
                 self._compact(cur, due)
+            cur.execute(self._delete, (last_seq,))
+            return batches
         finally:
             cur.close()
-        if len(known) + len(new) > self._max_known:
-            known.clear()
-        known.update(new)
 
     def _compact(self, cur: Any, due: list[tuple[Any, ...]]) -> None:
         sparse: list[tuple[bytes, int, int]] = []
@@ -202,107 +331,19 @@ class RowWriter:
             cur.executemany(self._registers, dense)
 
 
-_BY_HASH = itemgetter(5)
-
-
-def _new_hash(item: tuple[RowKey, int]) -> int:
-    return item[1]
-
-
-def apply_fold(db: Database) -> RowWriter:
-    """A ``RowWriter`` for ``db`` (the sink's ``apply``)."""
-    return RowWriter(db)
-
-
-_DIMENSION_SQL = {
-    "date": "(r.hour * 3600 + {offset_s}) / 86400",
-    "hour": "r.hour + {offset_h}",
-    "app_id": "r.app_id",
-    "platform": "r.platform",
-    "media_source": "r.media_source",
-    "campaign": "r.campaign",
-    "country": "r.country",
-    "event_type": "r.event_type",
-    "event_name": "r.event_name",
-}
-_FROM = "FROM report_keys r JOIN report_sums s ON s.hour = r.hour AND s.row_hash = r.row_hash"
-_METRICS_SQL = (
-    "SUM(CASE WHEN r.event_type = 'install' THEN s.events ELSE 0 END), "
-    "SUM(CASE WHEN r.event_type = 'in_app' THEN s.events ELSE 0 END), "
-    "SUM(CASE WHEN r.event_type = 'session' THEN s.events ELSE 0 END), "
-    "SUM(s.events), SUM(s.revenue_usd_micros)"
-)
-
-
-def run_report(db: Database, query: ReportQuery) -> list[dict[str, Any]]:
-    """The rows of ``query``: its dimensions, then ``METRICS``, sorted by the dimensions.
-
-    Sums come from SQL; distinct devices from the union of the group's device sketches, read in the same
-    snapshot (one read transaction), so the two always describe the same stored batches.
-    """
-    offset_h = query.offset_hours
-    dims = [_DIMENSION_SQL[g].format(offset_s=offset_h * 3600, offset_h=offset_h) for g in query.group_by]
-    epoch_day = dt.date(1970, 1, 1)
-    first_hour = (query.first_day - epoch_day).days * 24 - offset_h
-    end_hour = ((query.last_day - epoch_day).days + 1) * 24 - offset_h
-    where = "r.hour >= ? AND r.hour < ?"
-    params: list[Any] = [first_hour, end_hour]
-    if query.app_id is not None:
-        where += " AND r.app_id = ?"
-        params.append(query.app_id)
-    select = ", ".join(dims) + ", " if dims else ""
-    group = " GROUP BY " + ", ".join(str(i + 1) for i in range(len(dims))) if dims else ""
-    conn = db.connect()
+async def merge_deltas(merger: DeltaMerger, interval: float = 2.0) -> None:
+    """Run ``merger`` every ``interval`` seconds until cancelled, and again at once while batches are
+    left over (a failed merge is logged and tried again at the next interval)."""
     try:
-        conn.execute("BEGIN" if not db.is_postgres else "BEGIN ISOLATION LEVEL REPEATABLE READ")
-        metrics = conn.execute(
-            db.sql(f"SELECT {select}{_METRICS_SQL} {_FROM} WHERE {where}{group}"), params
-        ).fetchall()
-        sketches = conn.execute(
-            db.sql(
-                f"SELECT {select}s.devices, h.registers {_FROM} LEFT JOIN report_hll h "
-                f"ON h.hour = r.hour AND h.row_hash = r.row_hash WHERE {where}"
-            ),
-            params,
-        ).fetchall()
-        conn.execute("COMMIT")
+        while True:
+            await asyncio.sleep(interval)
+            while True:
+                try:
+                    moved = await asyncio.to_thread(merger.merge)
+                except Exception:
+                    log.exception("merging report batches failed; retrying in %.1f s", interval)
+                    break
+                if not moved or not merger.has_more:
+                    break
     finally:
-        conn.close()
-    n = len(dims)
-    unions: dict[tuple[Any, ...], DeviceUnion] = {}
-    for row in sketches:
-        key = tuple(row[:n])
-        union = unions.get(key)
-        if union is None:
-            unions[key] = union = DeviceUnion()
-        union.add(row[n], row[n + 1])
-    out: list[dict[str, Any]] = []
-    for row in metrics:
-        key = tuple(row[:n])
-        if n == 0 and row[n + 3] is None:
-            continue  # no events at all: SUM over nothing is NULL
-        record: dict[str, Any] = {
-            g: _render(g, v, offset_h) for g, v in zip(query.group_by, key, strict=True)
-        }
-        installs, in_app, sessions, events, micros = (int(v or 0) for v in row[n:])
-        union = unions.get(key)
-        record.update(
-            installs=installs,
-            in_app_events=in_app,
-            sessions=sessions,
-            events=events,
-            revenue_usd=round(micros / 1_000_000, 6),
-            devices=union.count() if union is not None else 0,
-        )
-        out.append(record)
-    out.sort(key=lambda r: tuple(str(r[g]) for g in query.group_by))
-    return out
-
-
-def _render(dimension: str, value: Any, offset_h: int) -> Any:
-    if dimension == "date":
-        return (dt.date(1970, 1, 1) + dt.timedelta(days=int(value))).isoformat()
-    if dimension == "hour":
-        tz = dt.timezone(dt.timedelta(hours=offset_h))
-        return dt.datetime.fromtimestamp((int(value) - offset_h) * 3600, tz).isoformat()
-    return value
+        await asyncio.to_thread(merger.close)
