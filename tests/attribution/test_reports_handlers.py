@@ -6,9 +6,19 @@ import asyncio
 import datetime as dt
 from collections.abc import Mapping
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from quills.attribution.reports.freshness import Bounds, Completeness
-from quills.attribution.reports.handlers import fold, parse_query, row_hash
-from quills.attribution.reports.messages import ReportQuery
+from quills.attribution.reports.handlers import (
+    fold,
+    parse_query,
+    row_hash,
+    row_text,
+    split_row_text,
+    text_hash,
+)
+from quills.attribution.reports.messages import ReportQuery, RowKey
 from quills.attribution.reports.sketch import device_digest
 from quills.streams import Batch
 
@@ -117,3 +127,20 @@ def test_data_complete_until_is_the_latest_probe_whose_sequences_are_all_stored(
         assert completeness.lag_seconds() == 0.0
 
     asyncio.run(scenario())
+
+
+_PART = st.text(alphabet=st.characters(codec="utf-8") | st.just("\x1f"), max_size=8)
+
+
+@given(
+    key=st.tuples(_PART, st.integers(0, 10**7), _PART, _PART, _PART, _PART, _PART, _PART),
+)
+def test_a_row_key_as_text_splits_back_into_its_parts(key: RowKey) -> None:
+    """Property: the text of a key splits back into the key (a part's own U+001F read as U+FFFD), and
+    a key without U+001F keeps the text (and so the row hash) it always had."""
+    text = row_text(key)
+    clean = tuple(p.replace("\x1f", "\ufffd") if isinstance(p, str) else p for p in key)
+    assert split_row_text(text) == clean
+    if clean == key:
+        assert text == "\x1f".join(map(str, key))
+        assert row_hash(key) == text_hash(text)

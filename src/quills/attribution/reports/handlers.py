@@ -45,8 +45,10 @@ _SEP = "\x1f"
 def row_text(key: RowKey) -> str:
     """``key`` as one string, its parts joined by U+001F; a part's own U+001F (never sent by a sane
     client) becomes U+FFFD, so the text always splits back into the eight parts."""
-    text = _SEP.join(map(str, key))
-    if text.count(_SEP) != len(key) - 1:
+    app, hour, platform, source, campaign, country, kind, name = key
+    # one f-string: half the cost of joining the parts mapped through str()
+    text = f"{app}\x1f{hour}\x1f{platform}\x1f{source}\x1f{campaign}\x1f{country}\x1f{kind}\x1f{name}"
+    if text.count(_SEP) != 7:
         text = _SEP.join(str(part).replace(_SEP, "\ufffd") for part in key)
     return text
 
