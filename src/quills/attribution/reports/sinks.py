@@ -41,6 +41,7 @@ __all__ = (
     "decode_rows",
     "checkpoint_wal",
     "COMPACT_BYTES",
+    "KNOWN_HOURS",
 )
 
 log = logging.getLogger("quills.attribution.reports")
@@ -48,6 +49,8 @@ log = logging.getLogger("quills.attribution.reports")
 COMPACT_BYTES = 2 * 8 * EXACT_LIMIT
 """A row's appended digests are de-duplicated (or turned into registers) once they pass this size."""
 
+KNOWN_HOURS = 4
+"""Hours whose written keys a ``DeltaMerger`` remembers (the latest ones)."""
 _READ_CHUNK = 16  # batches read at a time (each holds up to a consumer batch's rows)
 _HOUR_HASH = itemgetter(0, 1)
 
@@ -203,7 +206,9 @@ class DeltaMerger:
         group: the consumer group whose commits store the batches (default ``reports``).
         max_rows: aggregate rows per merge, about (whole batches are read), 1..1e7 (default 100,000).
         max_known_keys: row keys remembered as written, 0..1e7 (default 500,000; then it starts over);
-            a key not remembered costs a probe of ``report_keys``.
+            a key not remembered costs a probe of ``report_keys``. Only the ``KNOWN_HOURS`` latest hours
+            are remembered (late events are few), so the memory follows the keys of a few hours, not
+            the run.
     """
 
     def __init__(
@@ -217,7 +222,7 @@ class DeltaMerger:
         self._group = group
         self._max_rows = max_rows
         self._max_known = max_known_keys
-        self._known: set[int] = set()
+        self._known: dict[int, set[int]] = {}  # hour -> hashes of the keys written
         self._conn: Any = None
         self._full = False
         concat = "{} || {}" if db.is_postgres else "CAST({} || {} AS BLOB)"
@@ -241,7 +246,7 @@ class DeltaMerger:
             if not self._db.is_postgres:
                 self._conn.execute("PRAGMA cache_size = -16384")
         conn = self._conn
-        written: list[int] = []
+        written: list[tuple[int, int]] = []
         if self._db.is_postgres:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("quills:" + self._group,))
@@ -255,9 +260,16 @@ class DeltaMerger:
                 raise
             conn.execute("COMMIT")
         # only keys of a committed merge are known to be stored
-        if len(self._known) + len(written) > self._max_known:
-            self._known.clear()
-        self._known.update(written)
+        known = self._known
+        if sum(map(len, known.values())) + len(written) > self._max_known:
+            known.clear()
+        for hour, h in written:
+            hashes = known.get(hour)
+            if hashes is None:
+                known[hour] = hashes = set()
+                for old in sorted(known)[:-KNOWN_HOURS]:
+                    del known[old]
+            hashes.add(h)
         return moved
 
     def close(self) -> None:
@@ -266,7 +278,7 @@ class DeltaMerger:
             self._conn.close()
             self._conn = None
 
-    def _merge(self, conn: Any, written: list[int]) -> int:
+    def _merge(self, conn: Any, written: list[tuple[int, int]]) -> int:
         cur = conn.cursor()
         try:
             # [events, micros, digest blobs] per aggregate row
@@ -301,9 +313,9 @@ class DeltaMerger:
             for text, (events, micros, blobs) in sums.items():
                 parts = split_row_text(text)
                 hour, h = parts[1], text_hash(text)
-                if (hour << 64 | h) not in known:
+                if h not in known.get(hour, ()):
                     keys.append((hour, h, parts[0], *parts[2:]))
-                    written.append(hour << 64 | h)
+                    written.append((hour, h))
                 updates.append((hour, h, events, micros, b"".join(blobs)))
             del sums
             keys.sort(key=_HOUR_HASH)
