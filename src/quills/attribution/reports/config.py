@@ -28,9 +28,10 @@ class ReportsConfig:
             two of them, and the process keeps the memory after).
         max_wait: seconds a batch waits to fill, 0.001..60 (default 0.25; adds to the reports lag).
         probe_interval: seconds between checks of ``data_complete_until``, 0.01..60 (default 0.25).
-        merge_interval: seconds between merges of the committed batches' deltas into the aggregates,
-            0.1..3600 (default 2; a longer interval merges more batches into each aggregate row it
-            writes, and report queries read more unmerged deltas).
+        merge_interval: seconds between merges of the stored batches into the aggregates, 0.1..3600
+            (default 5: at 50k events/s a merge writes each aggregate row once for ~250,000 events,
+            ~1 us of CPU per event here, against ~3.5 us merging every second; a report reads up to
+            an interval of unmerged batches in Python, ~0.1-0.3 s at that rate).
         keys_reload_interval: seconds between key ring reloads, 0.1..3600 (default 5).
     """
 
@@ -43,7 +44,7 @@ class ReportsConfig:
     max_batch_size: int = 20_000
     max_wait: float = 0.25
     probe_interval: float = 0.25
-    merge_interval: float = 2.0
+    merge_interval: float = 5.0
     keys_reload_interval: float = 5.0
 
     def __post_init__(self) -> None:

@@ -343,7 +343,7 @@ class DeltaMerger:
             cur.executemany(self._registers, dense)
 
 
-async def merge_deltas(merger: DeltaMerger, interval: float = 2.0) -> None:
+async def merge_deltas(merger: DeltaMerger, interval: float = 5.0) -> None:
     """Run ``merger`` every ``interval`` seconds until cancelled, and again at once while batches are
     left over (a failed merge is logged and tried again at the next interval)."""
     try:
