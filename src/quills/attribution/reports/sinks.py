@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import threading
 from operator import itemgetter
 from typing import Any
 
@@ -225,6 +226,7 @@ class DeltaMerger:
         self._known: dict[int, set[int]] = {}  # hour -> hashes of the keys written
         self._conn: Any = None
         self._full = False
+        self._lock = threading.Lock()
         concat = "{} || {}" if db.is_postgres else "CAST({} || {} AS BLOB)"
         # SQLite's || makes text of blobs (same bytes): cast back, or the column stops being a blob
         self._upsert = db.sql(
@@ -241,6 +243,10 @@ class DeltaMerger:
 
     def merge(self) -> int:
         """One merge transaction (blocking); the number of batches moved (0 when there were none)."""
+        with self._lock:
+            return self._merge_locked()
+
+    def _merge_locked(self) -> int:
         if self._conn is None:
             self._conn = self._db.connect()
             if not self._db.is_postgres:
@@ -273,10 +279,12 @@ class DeltaMerger:
         return moved
 
     def close(self) -> None:
-        """Close the merger's connection."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Close the merger's connection (after the merge under way, if any: a cancelled ``merge_deltas``
+        cannot stop the thread running it)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     def _merge(self, conn: Any, written: list[tuple[int, int]]) -> int:
         cur = conn.cursor()
