@@ -34,6 +34,7 @@ from quills.streams import (
     pack,
     stream_name,
 )
+from quills.streams.compression import ZSTD_MAGIC
 
 
 def test_published_messages_are_consumed_once_each_in_publish_order(nats_url: str) -> None:
@@ -141,20 +142,71 @@ def test_concurrent_publishes_to_one_topic_are_all_stored_each_in_its_order(nats
         assert mine == sorted(mine)
 
 
-def test_streams_quills_creates_are_s2_compressed_unless_turned_off(nats_url: str) -> None:
-    async def scenario() -> tuple[str, str, int]:
+def test_packs_are_stored_as_zstd_frames_unless_turned_off_and_read_back_alike(nats_url: str) -> None:
+    async def scenario() -> tuple[list[bytes], list[bytes], list[str], list[Install], list[Install]]:
         compressed, plain = await connect(nats_url), await connect(nats_url, nats_compression=False)
-        a, b = unique("s2"), unique("plain")
-        stored = await compressed.publish_many(Topic(a, Install), events(0, 100))
-        await plain.ensure_topic(b)
+        a, b = Topic(unique("zstd"), Install), Topic(unique("plain"), Install)
+        for backbone, topic in ((compressed, a), (plain, b)):
+            await backbone.publish_many(topic, events(0, 1_000), pack=True)  # ~40 KiB: one pack
+            await backbone.publish_many(topic, events(1_000, 1_002))  # single messages stay JSON
         js = compressed.client.jetstream()
-        info_a = await js.stream_info(stream_name(a))
-        info_b = await js.stream_info(stream_name(b))
+        heads = [(await js.get_msg(stream_name(t.wire_name), 1)).data[:4] for t in (a, b)]
+        tails = [(await js.get_msg(stream_name(t.wire_name), 2)).data[:1] for t in (a, b)]
+        storage = [str((await js.stream_info(stream_name(t.wire_name))).config.compression) for t in (a, b)]
         await compressed.close()
         await plain.close()
-        return str(info_a.config.compression), str(info_b.config.compression), stored
+        options = ConsumerOptions(group=unique("g"))
+        return heads, tails, storage, *[await consume(nats_url, t, 1_002, options) for t in (a, b)]
 
-    assert asyncio.run(scenario()) == ("s2", "none", 100)
+    heads, tails, storage, got_a, got_b = asyncio.run(scenario())
+    assert heads == [ZSTD_MAGIC, b'[{"i']
+    assert tails == [b"{", b"{"]
+    assert storage == ["none", "none"]
+    assert [e.id for e in got_a] == [e.id for e in got_b] == list(range(1_002))
+
+
+def test_a_bad_message_in_a_compressed_pack_is_dead_lettered_alone_and_a_corrupt_frame_whole(
+    nats_url: str,
+) -> None:
+    async def scenario() -> tuple[list[Install], list[DeadLetter]]:
+        backbone = await connect(nats_url)
+        topic = Topic(unique("zpoison"), Install)
+        good = [topic.encode(e) for e in events(0, 200)]
+        (packed,) = pack([*good[:100], b'{"id": "not a number", "app_id": "x"}', *good[100:]])
+        corrupt = ZSTD_MAGIC + b"\x00" * 64
+        await backbone.publish_raw(topic.wire_name, [packed, corrupt])
+        got = await consume(nats_url, topic, 200, ConsumerOptions(group=unique("g")))
+        dead: list[DeadLetter] = []
+
+        def handle(batch: Batch[DeadLetter]) -> None:
+            dead.extend(batch.messages)
+            if len(dead) >= 2:
+                dlq.stop()
+
+        dlq = backbone.consumer(
+            Topic(topic.dlq_name, DeadLetter), handle, ConsumerOptions(group="ops", dead_letter=False)
+        )
+        await asyncio.wait_for(dlq.run(handle_signals=False), 30)
+        await backbone.close()
+        return got, dead
+
+    got, dead = asyncio.run(scenario())
+    assert [e.id for e in got] == list(range(200))
+    assert [d.payload for d in dead] == [b'{"id": "not a number", "app_id": "x"}', ZSTD_MAGIC + b"\x00" * 64]
+    assert [d.offset for d in dead] == [1, 2]
+
+
+def test_many_compressed_packs_arrive_whole_and_in_order_under_a_byte_bound(nats_url: str) -> None:
+    async def scenario() -> list[Install]:
+        backbone = await connect(nats_url)
+        topic = Topic(unique("zbytes"), Install)
+        for k in range(60):
+            await backbone.publish_many(topic, events(k * 1_000, k * 1_000 + 1_000), pack=True)
+        await backbone.close()
+        options = ConsumerOptions(group=unique("g"), max_batch_bytes=64 * 1024, max_batch_size=10_000)
+        return await consume(nats_url, topic, 60_000, options)
+
+    assert [e.id for e in asyncio.run(scenario())] == list(range(60_000))
 
 
 def test_an_existing_stream_gets_batch_publishing_and_keeps_its_compression(nats_url: str) -> None:

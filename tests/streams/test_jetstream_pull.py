@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quills.streams.jetstream_pull import ack_positions
+from quills.streams.jetstream_pull import ack_positions, request_bytes
 
 ACK = b"$JS.ACK.Q_orders.g1"
 
@@ -28,3 +28,12 @@ def test_ack_subjects_in_the_form_with_domain_and_account_hash() -> None:
     ]
     assert ack_positions(subjects) == ([3, 4, 6], True, 34)
     assert ack_positions(subjects[:2]) == ([3, 4], False, 36)
+
+
+def test_a_pull_request_asks_for_the_byte_bound_shrunk_by_the_expansion_ratio_but_never_under_1_mib() -> None:
+    mib = 1 << 20
+    assert request_bytes(64 * mib, 1.0) == 64 * mib
+    assert request_bytes(64 * mib, 10.0) == 64 * mib // 10  # compressed packs: ~64 MiB once expanded
+    assert request_bytes(4 * mib, 10.0) == mib  # the floor: any message up to max_payload fits alone
+    assert request_bytes(64 * 1024, 10.0) == 64 * 1024  # a small bound is never raised
+    assert request_bytes(8 * mib, 0.5) == 8 * mib  # a ratio below 1 (not compressed) never grows it

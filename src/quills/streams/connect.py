@@ -51,7 +51,8 @@ async def connect(
         data_dir: the embedded server's data directory (default ``QUILLS_DATA_DIR`` or ``./.quills``).
         port: the embedded server's port, 1-65535 (default 4222).
         kafka_config: extra librdkafka settings for producer and consumers (TLS, SASL, ...).
-        nats_compression: NATS only: store the streams quills creates S2-compressed (default True).
+        nats_compression: NATS only: store packed messages as zstd frames (default True;
+            ``quills.streams.compression``).
 
     Raises ``ConfigError`` for a malformed URL or a taken port, ``StreamError`` if the broker is unreachable.
     """

@@ -6,8 +6,9 @@ Why hand-written: nats-py's ``fetch()`` tops out near 35k msgs/s and ``publish_a
 ack at the end), and the consumer sends its own ``$JS.API.CONSUMER.MSG.NEXT`` requests to a private
 inbox, keeping one request ahead of the handler.
 
-Topics map to streams: topic ``a.b`` is stream ``Q_a_b`` (file storage, S2-compressed unless
-``compression=False``, batch publishing allowed) holding subject ``a.b``.
+Topics map to streams: topic ``a.b`` is stream ``Q_a_b`` (file storage, batch publishing allowed, no
+storage compression: packed messages arrive zstd-compressed unless ``compression=False``, see
+``quills.streams.compression``) holding subject ``a.b``.
 Work sharing: a group is one durable pull consumer with explicit acks; every process of the group pulls
 from it, and each message goes to one of them (redelivered to any after ``session_timeout`` unacked).
 Per-key order: the stream keeps publish order, and a group with one process reads in that order; with
@@ -29,6 +30,7 @@ from nats.js.errors import NotFoundError
 
 from quills.errors import ConfigError, StreamError
 from quills.streams.backbone import Backbone, KeyFn, PositionLoader
+from quills.streams.compression import Compressor
 from quills.streams.jetstream_client import DirectClient, open_client, reachable
 from quills.streams.jetstream_publish import BatchPublisher
 from quills.streams.jetstream_pull import NatsSource, stream_name
@@ -46,8 +48,10 @@ class NatsBackbone(Backbone):
     """A NATS server with JetStream at ``url``; make one with ``await NatsBackbone.connect(url)``.
 
     Args:
-        compression: store the streams this backbone creates S2-compressed (default True). Streams that
-            already exist keep their setting.
+        compression: store packed messages as zstd frames (default True; see
+            ``quills.streams.compression``). Streams this backbone creates have no storage compression
+            of their own either way (the server's S2 costs it more CPU than anything else it does);
+            streams that already exist keep their setting.
     """
 
     def __init__(self, nc: DirectClient, url: str, *, owned: Any = None, compression: bool = True) -> None:
@@ -58,6 +62,7 @@ class NatsBackbone(Backbone):
         self._owned = owned  # an EmbeddedNats this backbone started and must stop
         self._ensured: set[str] = set()
         self._publisher = BatchPublisher(nc)
+        self._compressor = Compressor() if compression else None
 
     @classmethod
     async def connect(cls, url: str, *, owned: Any = None, compression: bool = True) -> NatsBackbone:
@@ -105,7 +110,7 @@ class NatsBackbone(Backbone):
                     name=stream,
                     subjects=[name],
                     storage=StorageType.FILE,
-                    compression=StoreCompression.S2 if self.compression else StoreCompression.NONE,
+                    compression=StoreCompression.NONE,
                     allow_batched=True,
                 )
             )
@@ -117,6 +122,8 @@ class NatsBackbone(Backbone):
         if not values:
             return 0
         await self.ensure_topic(name)
+        if self._compressor is not None:
+            values = self._compressor.values(values)
         return await self._publisher.publish(name, values)
 
     async def publish_many(

@@ -22,11 +22,12 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from quills.streams.backbone import Fetched
+from quills.streams.compression import Expander
 from quills.streams.jetstream_client import DirectClient, never_called
 from quills.streams.options import ConsumerOptions
 from quills.streams.position import NatsClaim
 
-__all__ = ("NatsSource", "stream_name")
+__all__ = ("NatsSource", "stream_name", "request_bytes")
 
 
 def stream_name(subject: str) -> str:
@@ -68,13 +69,12 @@ class NatsSource:
         self.nbytes = 0
         self._done = asyncio.Event()
         self._pending: int | None = None
-        self._request = msgspec.json.encode(
-            {
-                "batch": options.max_batch_size,
-                "max_bytes": options.max_batch_bytes,
-                "expires": int(options.max_wait * 1e9),
-            }
-        )
+        self._expander = Expander()
+        # Stored bytes per fetched byte once expanded (packs stored as zstd frames are ~10x smaller):
+        # a request asks for max_batch_bytes / ratio stored bytes, so a batch holds about
+        # max_batch_bytes once expanded, as it does without compression.
+        self._ratio = 1.0
+        self._request = self._request_body()
 
     async def start(self, js: Any) -> None:
         options = self.options
@@ -97,6 +97,16 @@ class NatsSource:
         self._nc.collect(self._sub, self)
         await self._send_request()
 
+    def _request_body(self) -> bytes:
+        options = self.options
+        return msgspec.json.encode(
+            {
+                "batch": options.max_batch_size,
+                "max_bytes": request_bytes(options.max_batch_bytes, self._ratio),
+                "expires": int(options.max_wait * 1e9),
+            }
+        )
+
     async def _send_request(self) -> None:
         # No PING/PONG after it: a request lost on the way is noticed by fetch()'s timeout and sent again.
         self._current = b"%s.%d" % (self._inbox, next(self._req_ids))
@@ -118,8 +128,14 @@ class NatsSource:
             await asyncio.wait_for(self._done.wait(), self.options.max_wait + 5.0)
         except TimeoutError:
             pass  # a lost request (server restart): ask again
-        replies, values, nbytes = self.replies, self.payloads, self.nbytes
+        replies, values, stored = self.replies, self.payloads, self.nbytes
         self.replies, self.payloads, self.nbytes = [], [], 0
+        values, nbytes = self._expander.values(values)
+        if values and nbytes != stored:
+            ratio = nbytes / stored
+            if not 0.8 < ratio / self._ratio < 1.25:
+                self._ratio = ratio
+                self._request = self._request_body()
         # Ask for the next batch before handing this one over, so the broker fills it meanwhile.
         await self._send_request()
         if not values:
@@ -158,6 +174,14 @@ class NatsSource:
         self._nc.unroute(self._sub)
         await self._sub.unsubscribe()
         self._sub = None
+
+
+def request_bytes(max_batch_bytes: int, ratio: float) -> int:
+    """The stored bytes a pull request asks for, so that the batch holds about ``max_batch_bytes`` once
+    expanded ``ratio`` times (compressed packs); never under ``max_batch_bytes`` or 1 MiB, whichever is
+    smaller (NATS's default ``max_payload``): a request that cannot take the next message alone ends
+    without it, and the consumer would ask for that message forever."""
+    return max(min(max_batch_bytes, 1 << 20), int(max_batch_bytes / max(ratio, 1.0)))
 
 
 def ack_positions(replies: list[bytes]) -> tuple[list[int], bool, int]:
