@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from pathlib import Path
 
@@ -233,6 +234,29 @@ class FakeAssignment:
 
     def seek(self, tp: object) -> None:
         self.seeks[tp.partition] = tp.offset  # type: ignore[attr-defined]
+
+
+def test_an_idle_consumer_leaves_the_garbage_collector_on_while_it_waits(kafka_url: str) -> None:
+    # A service runs a consumer per topic, most of them idle. Pauses of the collector nest across
+    # threads, so a consumer that held it off through every wait would keep it off for the whole process.
+    samples: list[bool] = []
+
+    async def scenario() -> None:
+        backbone = await connect(kafka_url)
+        topic = Topic(unique("idle"), Install)
+        await backbone.ensure_topic(topic.wire_name)
+        consumer = backbone.consumer(topic, lambda batch: None, ConsumerOptions(group=unique("g")))
+        running = asyncio.create_task(consumer.run(handle_signals=False))
+        await asyncio.sleep(1)  # joining the group, then waiting for messages that do not come
+        for _ in range(100):
+            samples.append(gc.isenabled())
+            await asyncio.sleep(0.01)
+        consumer.stop()
+        await asyncio.wait_for(running, 30)
+        await backbone.close()
+
+    asyncio.run(scenario())
+    assert sum(samples) > 90, f"the collector was off in {100 - sum(samples)} of 100 samples"
 
 
 def test_a_rejected_batch_rewinds_partitions_without_a_stored_position_instead_of_skipping_them() -> None:
