@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,21 @@ def test_quills_broker_env_var_is_used_when_no_url_is_given(monkeypatch: pytest.
     monkeypatch.setenv("QUILLS_BROKER", "bogus://x")
     with pytest.raises(ConfigError, match="bogus://x"):
         asyncio.run(connect())
+
+
+def test_the_package_imports_no_backend_client_until_a_backend_is_used() -> None:
+    # Process start-up CPU: a Kafka consumer should not pay for importing nats-py, aiohttp and psycopg.
+    code = (
+        "import sys, quills.streams as s\n"
+        "clients = ('confluent_kafka', 'nats', 'aiohttp', 'psycopg')\n"
+        "print(sorted(c for c in clients if c in sys.modules))\n"
+        "from quills.streams import KafkaBackbone\n"
+        "print(sorted(c for c in clients if c in sys.modules), KafkaBackbone.__module__)\n"
+        "print(s.PostgresSink.__module__, s.NatsBackbone.__module__, s.EmbeddedNats.__module__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [
+        "[]",
+        "['confluent_kafka'] quills.streams.kafka",
+        "quills.streams.postgres quills.streams.jetstream quills.streams.embedded",
+    ]

@@ -239,6 +239,22 @@ def test_packed_messages_reach_the_handler_one_by_one_in_order_and_count_as_mess
     assert source.acked == [[1, 2, 3, 4]], "positions stay per log message"
 
 
+def test_packed_messages_after_batches_of_single_ones_are_still_flattened() -> None:
+    # The consumer reads with the schema's plain decoder until a pack shows up: the first pack, a later
+    # batch with a bad single message, and single messages after the packs must all come out right.
+    source = FakeSource(
+        [[ev(0), ev(1)], [ev(2), b"{oops", ev(3)], [ev(4), *pack([ev(5), ev(6)])], [ev(7)], pack([ev(8)])]
+    )
+    backbone = FakeBackbone(source)
+    got: list[int] = []
+    consumer = run(backbone, lambda b: got.extend(m.id for m in b), ConsumerOptions(group="g"))
+    assert got == list(range(9))
+    assert [msgspec.json.decode(d, type=DeadLetter).payload for d in backbone.published["t.dlq"]] == [
+        b"{oops"
+    ]
+    assert consumer.snapshot().messages == 9
+
+
 def test_only_the_bad_message_of_a_packed_message_is_dead_lettered() -> None:
     bad = encode({"id": 7})  # valid JSON, but no app_id
     (mixed,) = pack([ev(1), bad, ev(3)])

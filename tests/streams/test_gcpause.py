@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 
 import pytest
 
@@ -30,3 +31,25 @@ def test_a_collector_the_caller_turned_off_stays_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_overlapping_pauses_in_two_threads_keep_it_off_until_the_last_one_ends() -> None:
+    # The Kafka consumer's worker thread reads while the event loop decodes: the decode, begun first and
+    # ended first, must not turn the collector on under the read.
+    reading, decoded = threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def reader() -> None:
+        with gc_paused():
+            reading.set()
+            decoded.wait(5)
+            seen.append(gc.isenabled())
+
+    thread = threading.Thread(target=reader)
+    with gc_paused():
+        thread.start()
+        reading.wait(5)
+    decoded.set()
+    thread.join(5)
+    assert seen == [False]
+    assert gc.isenabled()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from pathlib import Path
 
@@ -235,6 +236,29 @@ class FakeAssignment:
         self.seeks[tp.partition] = tp.offset  # type: ignore[attr-defined]
 
 
+def test_an_idle_consumer_leaves_the_garbage_collector_on_while_it_waits(kafka_url: str) -> None:
+    # A service runs a consumer per topic, most of them idle. Pauses of the collector nest across
+    # threads, so a consumer that held it off through every wait would keep it off for the whole process.
+    samples: list[bool] = []
+
+    async def scenario() -> None:
+        backbone = await connect(kafka_url)
+        topic = Topic(unique("idle"), Install)
+        await backbone.ensure_topic(topic.wire_name)
+        consumer = backbone.consumer(topic, lambda batch: None, ConsumerOptions(group=unique("g")))
+        running = asyncio.create_task(consumer.run(handle_signals=False))
+        await asyncio.sleep(1)  # joining the group, then waiting for messages that do not come
+        for _ in range(100):
+            samples.append(gc.isenabled())
+            await asyncio.sleep(0.01)
+        consumer.stop()
+        await asyncio.wait_for(running, 30)
+        await backbone.close()
+
+    asyncio.run(scenario())
+    assert sum(samples) > 90, f"the collector was off in {100 - sum(samples)} of 100 samples"
+
+
 def test_a_rejected_batch_rewinds_partitions_without_a_stored_position_instead_of_skipping_them() -> None:
     from quills.streams.kafka import KafkaSource
 
@@ -269,3 +293,43 @@ def test_log_bounds_say_when_a_group_has_stored_everything_the_topic_holds(
     kafka_url: str, tmp_path: Path
 ) -> None:
     log_bounds_scenario(kafka_url, tmp_path, partitions=3, exact=False)
+
+
+@pytest.mark.parametrize("first_partition", [0, 300], ids=["partitions-as-bytes", "partitions-over-255"])
+@pytest.mark.parametrize("gaps", [False, True], ids=["gapless", "with-gaps"])
+def test_a_read_knows_each_messages_place_without_keeping_gapless_offsets(
+    first_partition: int, gaps: bool
+) -> None:
+    from quills.streams.kafka import _Read
+
+    # Three partitions interleaved in runs, as librdkafka hands them over; offsets rise per partition.
+    places: list[tuple[int, int]] = []
+    following = {0: 100, 1: 7, 2: 0}
+    for p, n in [(0, 5), (1, 3), (0, 4), (2, 6), (1, 2), (0, 1)]:
+        for _ in range(n):
+            places.append((first_partition + p, following[p]))
+            following[p] += 2 if gaps else 1
+    partitions, offsets = [p for p, _ in places], [o for _, o in places]
+    values = [b"%d" % i for i in range(len(places))]
+    nbytes = sum(map(len, values))
+    shaped: bytes | list[int] = bytes(partitions) if first_partition == 0 else partitions
+    read = _Read.of(values, nbytes, shaped, offsets)
+    if not gaps:
+        # What KafkaSource._read keeps for a gapless read: per-partition edges, no offsets.
+        read = _Read(values, nbytes, shaped, read.firsts, read.lasts, None)
+
+    def edges(part: list[tuple[int, int]]) -> tuple[dict[int, int], dict[int, int]]:
+        return {p: min(o for q, o in part if q == p) for p, _ in part}, {
+            p: max(o for q, o in part if q == p) for p, _ in part
+        }
+
+    assert (read.firsts, read.lasts) == edges(places)
+    assert [read.locate(i) for i in range(len(places))] == places
+    assert read.offset_list() == offsets
+    for cut in (1, 9, 12, len(places) - 1):
+        head, tail = read.split(cut, sum(map(len, values[:cut])))
+        assert head.values + tail.values == values and head.nbytes + tail.nbytes == nbytes
+        assert [head.locate(i) for i in range(cut)] == places[:cut]
+        assert [tail.locate(i) for i in range(len(places) - cut)] == places[cut:]
+        assert (head.firsts, head.lasts) == edges(places[:cut])
+        assert (tail.firsts, tail.lasts) == edges(places[cut:])

@@ -83,19 +83,84 @@ def _prefetch_config(options: ConsumerOptions, extra: dict[str, Any]) -> dict[st
     }
 
 
-def _edges(partitions: list[int], offsets: list[int]) -> tuple[dict[int, int], dict[int, int]]:
-    """Per partition, the first and the last offset of a batch (offsets rise within a partition).
+def _edge_indices(partitions: bytes | list[int]) -> dict[int, tuple[int, int]]:
+    """Per partition, the index of its first and of its last message in a read.
 
-    Index scans run in C: a few passes over the batch, whatever its size, instead of a Python loop.
+    Index scans run in C, a few passes whatever the read's size; over ``bytes`` (partitions below 256)
+    they are memchr-fast, and the partitions present are found by deleting the ones found so far.
     """
-    firsts: dict[int, int] = {}
-    last: dict[int, int] = {}
+    if isinstance(partitions, bytes):
+        present: list[int] = []
+        rest = partitions
+        while rest:
+            present.append(rest[0])
+            rest = rest.translate(None, bytes(present))
+        return {p: (partitions.find(p), partitions.rfind(p)) for p in present}
     backwards = partitions[::-1]
     end = len(partitions) - 1
-    for p in set(partitions):
-        firsts[p] = offsets[partitions.index(p)]
-        last[p] = offsets[end - backwards.index(p)]
-    return firsts, last
+    return {p: (partitions.index(p), end - backwards.index(p)) for p in set(partitions)}
+
+
+class _Read:
+    """The messages of one consume() call, without their ``Message`` objects: payloads and places.
+
+    ``partitions`` holds each message's partition (``bytes`` when all are below 256, else a list);
+    ``firsts``/``lasts`` each partition's first and last offset. ``offsets`` holds each message's offset
+    only when some partition's offsets have gaps (compacted topics, transaction markers); without gaps,
+    the usual case, an offset follows from its partition's first one and none is kept per message.
+    """
+
+    __slots__ = ("firsts", "lasts", "nbytes", "offsets", "partitions", "values")
+
+    def __init__(
+        self,
+        values: list[bytes],
+        nbytes: int,
+        partitions: bytes | list[int],
+        firsts: dict[int, int],
+        lasts: dict[int, int],
+        offsets: list[int] | None,
+    ) -> None:
+        self.values = values
+        self.nbytes = nbytes
+        self.partitions = partitions
+        self.firsts = firsts
+        self.lasts = lasts
+        self.offsets = offsets
+
+    @classmethod
+    def of(cls, values: list[bytes], nbytes: int, partitions: bytes | list[int], offsets: list[int]) -> _Read:
+        edges = _edge_indices(partitions)
+        firsts = {p: offsets[first] for p, (first, _last) in edges.items()}
+        lasts = {p: offsets[last] for p, (_first, last) in edges.items()}
+        return cls(values, nbytes, partitions, firsts, lasts, offsets)
+
+    def offset_list(self) -> list[int]:
+        """Every message's offset."""
+        if self.offsets is not None:
+            return self.offsets
+        following = dict(self.firsts)
+        offsets = []
+        for p in self.partitions:
+            offsets.append(following[p])
+            following[p] += 1
+        return offsets
+
+    def locate(self, i: int) -> tuple[int, int]:
+        """The partition and offset of message ``i`` (for a dead letter)."""
+        p = self.partitions[i]
+        if self.offsets is not None:
+            return p, self.offsets[i]
+        return p, self.firsts[p] + self.partitions[:i].count(p)
+
+    def split(self, cut: int, head_bytes: int) -> tuple[_Read, _Read]:
+        """The first ``cut`` messages (``head_bytes`` of payload) and the rest."""
+        offsets = self.offset_list()
+        values, partitions = self.values, self.partitions
+        return (
+            _Read.of(values[:cut], head_bytes, partitions[:cut], offsets[:cut]),
+            _Read.of(values[cut:], self.nbytes - head_bytes, partitions[cut:], offsets[cut:]),
+        )
 
 
 class KafkaBackbone(Backbone):
@@ -265,7 +330,7 @@ class KafkaSource:
         self._acked: dict[int, int] = {}
         self._ahead: asyncio.Future[Any] | None = None
         # The tail of a read past max_batch_bytes, the next batch; only touched on the worker thread.
-        self._carry: tuple[list[bytes], list[int], list[int]] | None = None
+        self._carry: _Read | None = None
         self._closing = False
 
     async def _call(self, fn: Any, *args: Any) -> Any:
@@ -317,38 +382,34 @@ class KafkaSource:
         consumer.unassign()
 
     def _fetch(self) -> Fetched | None:
-        carried, self._carry = self._carry, None
-        if carried is None:
-            carried = self._read()
-            if carried is None:
+        read, self._carry = self._carry, None
+        if read is None:
+            read = self._read()
+            if read is None:
                 return None
-        values, partitions, offsets = carried
-        nbytes = sum(map(len, values))
-        if nbytes > self.options.max_batch_bytes and len(values) > 1:
+        if read.nbytes > self.options.max_batch_bytes and len(read.values) > 1:
             # Over max_batch_bytes: hand over the head now, the rest as the next batch (no second read).
-            cut = max(1, bisect_right(list(accumulate(map(len, values))), self.options.max_batch_bytes))
-            self._carry = (values[cut:], partitions[cut:], offsets[cut:])
-            values, partitions, offsets = values[:cut], partitions[:cut], offsets[:cut]
-            nbytes = sum(map(len, values))
-        firsts, last = _edges(partitions, offsets)
+            ends = list(accumulate(map(len, read.values)))
+            cut = max(1, bisect_right(ends, self.options.max_batch_bytes))
+            read, self._carry = read.split(cut, ends[cut - 1])
         # Batches are stored in fetch order, so each one expects what the previous one will store.
         expected = self._expected
-        claim = KafkaClaim(self.topic, {p: (expected.get(p), off + 1) for p, off in last.items()})
-        for p, off in last.items():
+        claim = KafkaClaim(self.topic, {p: (expected.get(p), off + 1) for p, off in read.lasts.items()})
+        for p, off in read.lasts.items():
             if p in expected:
                 expected[p] = off + 1
             self._next[p] = off + 1
         return Fetched(
-            values=values,
-            locate=lambda i: (partitions[i], offsets[i]),
+            values=read.values,
+            locate=read.locate,
             claim=claim,
-            nbytes=nbytes,
+            nbytes=read.nbytes,
             has_redeliveries=False,
-            token=(claim, firsts),
+            token=(claim, read.firsts),
         )
 
-    def _read(self) -> tuple[list[bytes], list[int], list[int]] | None:
-        """One consume() call: the payloads, partitions and offsets of up to max_batch_size messages."""
+    def _read(self) -> _Read | None:
+        """One read: up to max_batch_size messages, waiting at most max_wait for them."""
         consumer = self._consumer
         if consumer is None:
             raise StreamError("the Kafka source is closed")
@@ -356,20 +417,52 @@ class KafkaSource:
         # get promoted to the oldest generation and every full collection walks them again: about a
         # third of the consumer's CPU. Pausing the collector while they exist, and keeping only their
         # bytes and ints (untracked), means the collector never sees them; it catches up once re-enabled.
+        n = self.options.max_batch_size
         with gc_paused():
-            msgs = consumer.consume(self.options.max_batch_size, self.options.max_wait)
+            # What librdkafka has queued, without waiting: under load (the prefetch full) a whole batch.
+            msgs = consumer.consume(n, 0)
+            if len(msgs) == n:
+                return self._take(msgs)
+        # Fewer queued than a batch: wait for more with the collector on. Pauses nest across threads, and a
+        # service runs a consumer per topic, mostly idle: pausing through their waits would keep the
+        # collector off for the whole process. Messages that arrive meanwhile are few, or the first
+        # batch after a quiet spell.
+        msgs += consumer.consume(n - len(msgs), self.options.max_wait)
+        if not msgs:
+            return None
+        with gc_paused():
+            return self._take(msgs)
+
+    def _take(self, msgs: list[Message]) -> _Read | None:
+        """The payloads and places of consumed messages (with the collector paused, see _read)."""
+        if any(map(_error, msgs)):
+            msgs[:] = self._without_errors(msgs)
             if not msgs:
                 return None
-            if any(map(_error, msgs)):
-                msgs = self._without_errors(msgs)
-                if not msgs:
-                    return None
-            # map() over the method descriptors: a C loop, ~3x cheaper per message than a comprehension.
-            raw = list(map(_value, msgs))
-            values: list[bytes] = [v or b"" for v in raw] if None in raw else cast(list[bytes], raw)
-            read = values, list(map(_partition, msgs)), list(map(_offset, msgs))
-            del msgs  # freed while the collector is still paused
-            return read
+        # map() over the method descriptors: a C loop, ~3x cheaper per message than a comprehension.
+        raw = list(map(_value, msgs))
+        partitions: bytes | list[int]
+        try:
+            partitions = bytes(map(_partition, msgs))
+        except ValueError:  # a partition number over 255
+            partitions = list(map(_partition, msgs))
+        edges = _edge_indices(partitions)
+        firsts = {p: _offset(msgs[first]) for p, (first, _last) in edges.items()}
+        lasts = {p: _offset(msgs[last]) for p, (_first, last) in edges.items()}
+        # Offsets rise within a partition, so they run without gaps exactly when each partition's span
+        # holds as many offsets as the read has messages.
+        gapless = sum(lasts[p] - firsts[p] + 1 for p in firsts) == len(msgs)
+        offsets = None if gapless else list(map(_offset, msgs))
+        msgs.clear()  # the Message objects go while the collector is still paused
+        values = cast(list[bytes], raw)
+        try:
+            nbytes = sum(map(len, values))
+        except TypeError:
+            # A message without a value (a tombstone) is empty bytes, which fails to decode: a dead letter.
+            # Checked this way because the sum, needed anyway, is the only pass over the values.
+            values = [v or b"" for v in raw]
+            nbytes = sum(map(len, values))
+        return _Read(values, nbytes, partitions, firsts, lasts, offsets)
 
     def _without_errors(self, msgs: list[Message]) -> list[Message]:
         kept = []
@@ -425,7 +518,7 @@ class KafkaSource:
             return
         carried, self._carry = self._carry, None
         if carried is not None:
-            for p, off in _edges(carried[1], carried[2])[0].items():
+            for p, off in carried.firsts.items():
                 firsts[p] = min(off, firsts.get(p, off))
         assigned = consumer.assignment()
         stored = (
