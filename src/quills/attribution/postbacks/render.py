@@ -6,7 +6,9 @@ path; the template's own text is left as written. In a body, values are JSON-esc
 no value renders empty, or drops its whole query parameter when the rule says ``missing: drop``.
 
 Only the macros a rule's templates use are computed (each through a small getter), and values made only
-of unreserved characters skip the encoder: rendering is most of the cost of evaluation.
+of unreserved characters skip the encoder: rendering is most of the cost of evaluation. For the common
+case (a URL, no body, missing values rendered empty) each rule's URL is compiled once into a function of
+straight-line code (``render_event_url``).
 """
 
 from __future__ import annotations
