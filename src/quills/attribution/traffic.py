@@ -212,9 +212,9 @@ class TrafficModel:
 
 
 class EventPool:
-    """Encoded events of a ``TrafficModel`` for a load generator: well under 1 us of CPU an event (in
-    bodies of 100s of events) instead of the model's ~10 us, so one process can offer 50k+ events/s and
-    leave the cores to the services.
+    """Encoded events of a ``TrafficModel`` for a load generator: ~1-1.5 us of CPU an event in bodies of
+    200 on this machine (up to ~2.5 when other processes keep evicting the pools from the caches) instead
+    of the model's ~10-25 us, so one process can offer 50k+ events/s and leave the cores to the services.
 
     Each app keeps a pool of events drawn from the model, filled as the app is picked: up to
     ``max(16, 4 * max_per_app // rank)`` (at most ``max_per_app``) events, so the mix of types, sources,
