@@ -17,7 +17,9 @@ import itertools
 import math
 import random
 import uuid
+from array import array
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -210,15 +212,19 @@ class TrafficModel:
 
 
 class EventPool:
-    """Encoded events of a ``TrafficModel`` for a load generator: ~1-2 us of CPU an event instead of the
-    model's ~10 us, so one process can offer 50k+ events/s and leave the cores to the services.
+    """Encoded events of a ``TrafficModel`` for a load generator: ~1-1.5 us of CPU an event in bodies of
+    200 on this machine (up to ~2.5 when other processes keep evicting the pools from the caches) instead
+    of the model's ~10-25 us, so one process can offer 50k+ events/s and leave the cores to the services.
 
     Each app keeps a pool of events drawn from the model, filled as the app is picked: up to
     ``max(16, 4 * max_per_app // rank)`` (at most ``max_per_app``) events, so the mix of types, sources,
     campaigns and countries of a busy app is well sampled. An event handed out is a pooled one with a
     fresh ``event_id`` (unique within this pool: a random prefix and a counter), ``event_time`` (now minus
-    the pooled event's lateness) and ``device_id`` (one of the app's devices, as the model picks them).
-    The model's occasional repeated ``event_id`` (a client retry) is not reproduced.
+    the pooled event's lateness) and ``device_id`` (one of the app's devices, uniformly, as the model picks
+    them). The model's occasional repeated ``event_id`` (a client retry) is not reproduced.
+
+    A pooled event is kept as a ``%``-format with the three fresh fields as its only conversions, so a
+    whole body is one ``join`` and one ``%`` over arguments built in bulk (see ``body``).
 
     Args:
         model: the traffic model events are drawn from (its rng drives the pool too).
@@ -230,7 +236,9 @@ class EventPool:
             raise ValueError(f"max_per_app must be 16..1000000, got {max_per_app}")
         self.model = model
         self._max = max_per_app
-        self._pools: dict[str, list[tuple[bytes, int, bytes]]] = {}
+        # Per app: the pooled events' formats and, at the same index, their lateness in ms (an array:
+        # read at random, contiguous int64s stay in cache where scattered int objects would not).
+        self._pools: dict[str, tuple[list[bytes], array[int]]] = {}
         self._encode = msgspec.json.Encoder().encode
         bits = model.rng.getrandbits(76)
         self._id_prefix = b"%08x-%04x-4%03x-8%03x" % (
@@ -240,46 +248,91 @@ class EventPool:
             (bits >> 4) & 0xFFF,
         )
         self._count = 0
+        # Device numbers rendered once ("%09d" costs ~3x a plain "%s" of bytes), up to the most devices
+        # an app has; apps with more than _DEVICE_TABLE_MAX devices render theirs per event.
+        self._device_ids: list[bytes] = []
 
     def events(self, app: DemoApp, n: int, now_ms: int) -> list[bytes]:
-        """``n`` encoded events (JSON objects) of ``app`` happening around ``now_ms``."""
+        """``n`` encoded events (JSON objects) of ``app`` happening around ``now_ms``, 1..1e6."""
+        formats, args = self._draw(app, n, now_ms)
+        return [f % args[3 * i : 3 * i + 3] for i, f in enumerate(formats)]
+
+    def body(self, app: DemoApp, n: int, now_ms: int) -> bytes:
+        """A JSON array of ``n`` events of ``app`` happening around ``now_ms``, 1..1e6: the same events as
+        ``events`` would give, built in one ``%`` (a third of the CPU of joining ``events``)."""
+        formats, args = self._draw(app, n, now_ms)
+        # The brackets go on the first and last event so that the 100s of KiB are copied twice (join and
+        # %), not four times.
+        parts = list(formats)
+        parts[0] = b"[" + parts[0]
+        parts[-1] += b"]"
+        return b",".join(parts) % args
+
+    def _draw(self, app: DemoApp, n: int, now_ms: int) -> tuple[tuple[bytes, ...], tuple[Any, ...]]:
+        """The formats of ``n`` pooled events of ``app`` and their arguments, three an event."""
+        if not 1 <= n <= 1_000_000:
+            raise ValueError(f"events must be 1..1000000 at a time, got {n}")
         model, rng = self.model, self.model.rng
         pool = self._pools.get(app.app_id)
         if pool is None:
-            pool = self._pools[app.app_id] = []
+            pool = self._pools[app.app_id] = ([], array("q"))
+        formats, lateness = pool
         rank, devices = model.rank(app), model.devices(app)
-        limit = min(self._max, max(16, 4 * self._max // rank))
-        out = []
-        # random() and int() rather than randrange(): a third of the cost, and the bias is negligible.
-        random_ = rng.random
-        for _ in range(n):
-            if len(pool) < limit:
-                pool.append(self._template(model.event(app, now_ms), now_ms))
-                head, lateness, tail = pool[-1]
-            else:
-                head, lateness, tail = pool[int(random_() * len(pool))]
-            self._count += 1
-            out.append(
-                b'%s"event_id":"%s-%012x","event_time":%d,"device_id":"%05d-%09d",%s'
-                % (
-                    head,
-                    self._id_prefix,
-                    self._count,
-                    now_ms - lateness,
-                    rank,
-                    int(random_() * devices),
-                    tail,
-                )
-            )
-        return out
+        # While the pool fills, the events handed out are the new ones; then draws from the whole pool.
+        fresh = max(0, min(n, min(self._max, max(16, 4 * self._max // rank)) - len(formats)))
+        for _ in range(fresh):
+            f, late = self._format(model.event(app, now_ms), now_ms, rank)
+            formats.append(f)
+            lateness.append(late)
+        size = len(formats)
+        picks = list(range(size - fresh, size)) + _uniform(rng, n - fresh, size)
+        args: list[Any] = [0] * (3 * n)
+        # The id counter starts at 2**47 so that "%x" (no width: CPython's fast path) gives 12 digits.
+        first = _ID_BASE + self._count
+        args[0::3] = range(first, first + n)
+        args[1::3] = [now_ms - lateness[i] for i in picks]
+        drawn = _uniform(rng, n, devices)
+        if devices <= _DEVICE_TABLE_MAX:
+            table = self._device_ids
+            if len(table) < devices:
+                table.extend(b"%09d" % d for d in range(len(table), devices))
+            args[2::3] = _take(table, drawn)
+        else:
+            args[2::3] = [b"%09d" % d for d in drawn]
+        self._count += n
+        return _take(formats, picks), tuple(args)
 
-    def _template(self, event: dict[str, Any], now_ms: int) -> tuple[bytes, int, bytes]:
+    def _format(self, event: dict[str, Any], now_ms: int, rank: int) -> tuple[bytes, int]:
         # The tag first (msgspec reads a tagged union fastest that way), then the fields each event gets
-        # fresh, then the rest as the model made it.
-        head = b'{"event_type":%s,' % self._encode(event.pop("event_type"))
+        # fresh (as conversions), then the rest as the model made it (any "%" in it escaped).
+        head = b'{"event_type":%s,"event_id":"%s-%%x","event_time":%%d,"device_id":"%05d-%%s",' % (
+            self._encode(event.pop("event_type")),
+            self._id_prefix,
+            rank,
+        )
         lateness = now_ms - event.pop("event_time")
         del event["event_id"], event["device_id"]
-        return head, lateness, self._encode(event)[1:]
+        return head + self._encode(event)[1:].replace(b"%", b"%%"), lateness
+
+
+_ID_BASE = 1 << 47
+_DEVICE_TABLE_MAX = 1 << 17
+
+
+def _uniform(rng: random.Random, n: int, bound: int) -> list[int]:
+    """``n`` draws from ``0..bound-1`` (``bound`` 1..2**63), from ``rng``'s bytes in one call: 32-bit
+    words (64-bit when ``bound`` exceeds 2**20) reduced modulo ``bound``, a bias below 2**-12 (a fifth of
+    ``int(random() * bound)`` per draw's CPU)."""
+    words = array("I" if bound <= 1 << 20 else "Q")
+    words.frombytes(rng.randbytes(words.itemsize * n))
+    return [w % bound for w in words]
+
+
+def _take(items: list[Any], indices: list[int]) -> tuple[Any, ...]:
+    """``items`` at ``indices`` (at least one), as a tuple."""
+    if len(indices) == 1:
+        return (items[indices[0]],)
+    return itemgetter(*indices)(items)  # type: ignore[no-any-return]
 
 
 def _zipf_w(n: int) -> list[float]:

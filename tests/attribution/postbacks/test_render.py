@@ -145,3 +145,26 @@ def test_the_one_pass_url_is_the_url_of_the_macro_values(
     assert render_event_url(e, compiled, pid, strip=strip) == render_url(
         compiled.url, values, drop_missing=False
     )
+
+
+def test_each_rule_renders_through_its_own_compiled_url() -> None:
+    """The compiled renderer is per rule object: a changed template or event-name map is never served from
+    another rule's renderer, and a URL without macros (its '%' as written) renders as is."""
+    e = event(event_type="in_app", event_name="af_purchase", click_id="c 1")
+    first = index(
+        [rule(event_types=("in_app",), url_template="https://a.example/x?n={event_name}&c={click_id}")]
+    )
+    mapped = index(
+        [
+            rule(
+                event_types=("in_app",),
+                url_template="https://a.example/x?n={event_name}&c={click_id}",
+                partner_event_map={"af_purchase": "buy now"},
+            )
+        ]
+    )
+    plain = index([rule(event_types=("in_app",), url_template="https://b.example/100%25?fixed=%s")])
+    for _ in range(2):  # the second time from the cache
+        assert evaluate(first, [e], NOW)[0].url == "https://a.example/x?n=af_purchase&c=c%201"
+        assert evaluate(mapped, [e], NOW)[0].url == "https://a.example/x?n=buy%20now&c=c%201"
+        assert evaluate(plain, [e], NOW)[0].url == "https://b.example/100%25?fixed=%s"
