@@ -441,7 +441,7 @@ E2E_NOTES = [
     "messages (`quills.streams.packing`), so the broker stores, delivers and acks a few log messages per",
     "flush instead of one per event (5.5 us of broker CPU per event here, against 17-20 us one event per",
     "message); the load comes from `quills loadgen` itself (pooled traffic-model events, a body in one",
-    "`%`, on keep-alive HTTP/1.1 connections of its own client). Ingest",
+    "`%`, sent with aiohttp). Ingest",
     "and Reports are each one process. Where the CPU per event goes: ingest ~15 us (decoding and validating",
     "the full event schema ~3-5 us, stamping and encoding ~1-2, the HTTP body and the request ~the rest);",
     "Reports (`api`) ~21 us (decoding the fields it reads, folding ~0.7 new aggregate rows per event,",
